@@ -1,0 +1,128 @@
+"""What an apply would do, and why, computed from the DAG and the state alone.
+
+Each step gets one action:
+  create   not started
+  resume   an interrupted attempt recorded its intent: adopt what it made, or finish it
+  done     finished, and its inputs have not changed
+  replace  asked for with --replace (or below a replaced step): made anew
+  drifted  finished, but its inputs changed since (the changed fields are listed)
+  blocked  waits on a drifted step
+A plan with drifted or blocked steps cannot be applied as it stands.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterable
+
+from .fingerprint import changed_fields, step_fingerprint
+from .graph import CeremonyGraph, StepNode
+from .state import Meta, StateStore, StepRecord
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    RESUME = "resume"
+    DONE = "done"
+    REPLACE = "replace"
+    DRIFTED = "drifted"
+    BLOCKED = "blocked"
+
+
+PENDING = {Action.CREATE, Action.RESUME, Action.REPLACE}
+SYMBOL = {Action.CREATE: "+", Action.RESUME: ">", Action.DONE: "=", Action.REPLACE: "-/+",
+          Action.DRIFTED: "~", Action.BLOCKED: "!"}
+
+
+@dataclass
+class PlannedStep:
+    node: StepNode
+    action: Action
+    reason: str
+    fingerprint: str | None = None  # known when every upstream is done
+    changed: list[str] = field(default_factory=list)
+    record: StepRecord | None = None
+    destructive: bool = False
+
+
+@dataclass
+class Plan:
+    steps: list[PlannedStep]
+    meta: Meta | None
+
+    def by_id(self, step_id: str) -> PlannedStep:
+        return next(s for s in self.steps if s.node.id == step_id)
+
+    @property
+    def to_run(self) -> list[PlannedStep]:
+        return [s for s in self.steps if s.action in PENDING]
+
+    @property
+    def problems(self) -> list[PlannedStep]:
+        return [s for s in self.steps if s.action in (Action.DRIFTED, Action.BLOCKED)]
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(s.action for s in self.steps)
+
+    def resources_needed(self) -> set[str]:
+        return {r for s in self.to_run for r in s.node.resources}
+
+
+def make_plan(graph: CeremonyGraph, store: StateStore | None, *, replace: Iterable[str] = (),
+              destructive_kinds: Iterable[str] = ()) -> Plan:
+    records = store.steps() if store is not None else {}
+    replace = set(replace)
+    unknown = replace - set(graph.g.nodes)
+    if unknown:
+        raise KeyError(", ".join(sorted(unknown)))
+    cascade = set(replace)
+    for sid in replace:
+        cascade |= graph.descendants(sid)
+    destructive_kinds = set(destructive_kinds)
+    planned: dict[str, PlannedStep] = {}
+
+    for node in graph.order():
+        rec = records.get(node.id)
+        ups = {role: planned[up] for up, role in
+               ((u, graph.g.edges[u, node.id]["role"]) for u in graph.upstream(node.id))}
+        bad = [p.node.id for p in ups.values() if p.action in (Action.DRIFTED, Action.BLOCKED)]
+        pending = [p.node.id for p in ups.values() if p.action in PENDING]
+        destructive = node.kind in destructive_kinds
+        if bad:
+            step = PlannedStep(node, Action.BLOCKED, "waits on " + ", ".join(bad), record=rec)
+        elif node.id in cascade:
+            why = "asked for with --replace" if node.id in replace else "below a replaced step"
+            step = PlannedStep(node, Action.REPLACE, why, record=rec, destructive=True)
+        elif pending:
+            if rec is None:
+                step = PlannedStep(node, Action.CREATE, "not started", record=rec)
+            elif not rec.done:
+                step = PlannedStep(node, Action.RESUME, "interrupted attempt recorded; will adopt or finish it",
+                                   record=rec)
+            else:
+                step = PlannedStep(node, Action.DRIFTED, "finished, but " + ", ".join(pending) +
+                                   " above it is not", changed=[f"upstream {p}" for p in pending], record=rec)
+        else:
+            fp = step_fingerprint(node.kind, node.spec, {r: p.record.output_digest for r, p in ups.items()})
+            if rec is None:
+                step = PlannedStep(node, Action.CREATE, "not started", fp)
+            elif rec.fingerprint == fp and rec.done:
+                step = PlannedStep(node, Action.DONE, f"finished {rec.finished_at}", fp, record=rec)
+            else:
+                changed = changed_fields(rec.spec, node.spec)
+                if rec.fingerprint != fp and not changed:
+                    changed = ["outputs of " + ", ".join(sorted(p.node.id for p in ups.values()))]
+                if rec.done:
+                    step = PlannedStep(node, Action.DRIFTED, "finished, but its inputs changed since",
+                                       fp, changed, rec)
+                elif rec.fingerprint == fp:
+                    step = PlannedStep(node, Action.RESUME, "interrupted attempt recorded; will adopt or finish it",
+                                       fp, record=rec)
+                else:
+                    step = PlannedStep(node, Action.DRIFTED, "interrupted, and its inputs changed since",
+                                       fp, changed, rec)
+        step.destructive = step.destructive or destructive
+        planned[node.id] = step
+    return Plan(list(planned.values()), store.meta() if store is not None else None)

@@ -1,0 +1,3 @@
+from pki_ceremony.cli import main
+
+main()

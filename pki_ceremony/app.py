@@ -1,0 +1,140 @@
+"""The ceremony's life cycle, wired together: file -> model -> DAG -> plan -> apply.
+
+This is the only module that knows both the engine and the step plugins; the CLI calls it.
+Order of an apply: validate the file; compute the plan from the state (no writes); check that
+every PIN the plan needs has a source; confirm; create the workspace and take its lock;
+recompute the plan under the lock; collect the PINs; run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pki_ceremony.engine.compiler import compile_ceremony
+from pki_ceremony.engine.executor import ApplyReport, Executor, Observer
+from pki_ceremony.engine.graph import CeremonyGraph
+from pki_ceremony.engine.lock import WorkspaceLock
+from pki_ceremony.engine.plan import Plan, make_plan
+from pki_ceremony.engine.registry import Registry
+from pki_ceremony.engine.state import SqliteStateStore
+from pki_ceremony.engine.workspace import Workspace, default_workspace
+from pki_ceremony.errors import PlanRefused, UsageError
+from pki_ceremony.schemas.loader import LoadedCeremony, load_ceremony
+
+
+@dataclass
+class Ceremony:
+    loaded: LoadedCeremony
+    graph: CeremonyGraph
+    workspace: Workspace
+
+    @property
+    def model(self):
+        return self.loaded.model
+
+
+def open_ceremony(path: str | Path, workspace: str | Path | None = None) -> Ceremony:
+    loaded = load_ceremony(path)
+    ws = Workspace(Path(workspace) if workspace else default_workspace(Path(path)))
+    return Ceremony(loaded, compile_ceremony(loaded.model), ws)
+
+
+def registry() -> Registry:
+    from pki_ceremony.steps import builtin_plugins
+
+    reg = Registry()
+    for cls in builtin_plugins():
+        reg.register(cls)
+    return reg
+
+
+def read_state(c: Ceremony) -> SqliteStateStore | None:
+    return SqliteStateStore(c.workspace.state_path, create=False) if c.workspace.exists() else None
+
+
+def plan(c: Ceremony, replace: tuple[str, ...] = ()) -> Plan:
+    store = read_state(c)
+    try:
+        return _plan(c, store, replace)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _plan(c: Ceremony, store, replace) -> Plan:
+    reg = registry()
+    try:
+        return make_plan(c.graph, store, replace=replace,
+                         destructive_kinds=[k for k in reg.kinds() if reg.get(k).destructive])
+    except KeyError as exc:
+        raise UsageError(f"--replace names no step of this ceremony: {exc.args[0]}",
+                         hint="step ids are listed by 'plan'") from None
+
+
+def hsms_needed(p: Plan) -> list[str]:
+    return sorted({r.split(":", 1)[1] for r in p.resources_needed() if r.startswith("hsm:")})
+
+
+def check_pin_sources(c: Ceremony, hsm_names: list[str]) -> None:
+    """Every PIN the run needs has a source that can give it: before anything starts."""
+    from pki_ceremony.steps.secrets import pin_available
+
+    for name in hsm_names:
+        spec = c.model.hsms[name]
+        for field in ("pin", "so_pin"):
+            source = getattr(spec, field)
+            if source is None:
+                continue
+            why = pin_available(source)
+            if why:
+                raise c.loaded.source.error(("hsms", name, field), f"no PIN for hsm '{name}': {why}",
+                                            hint="PINs come from the environment or a prompt, never the file")
+
+
+def apply(c: Ceremony, *, confirm: Callable[[Plan], bool], observer: Observer,
+          replace: tuple[str, ...] = (), on_plan: Callable[[Plan], None] | None = None,
+          max_workers: int = 1) -> tuple[Plan, ApplyReport | None]:
+    first = plan(c, replace)
+    if first.problems:
+        raise PlanRefused("the plan has drifted or blocked steps: " + ", ".join(s.node.id for s in first.problems),
+                          hint="run 'plan' to see what changed; restore the ceremony file, or use --replace STEP")
+    if on_plan:
+        on_plan(first)
+    if not first.to_run:
+        return first, None
+    check_pin_sources(c, hsms_needed(first))
+    if not confirm(first):
+        raise PlanRefused("not confirmed; nothing was done", hint="answer 'yes', or pass --yes")
+    c.workspace.create()
+    with WorkspaceLock(c.workspace.root):
+        store = SqliteStateStore(c.workspace.state_path)
+        runtime = None
+        try:
+            current = _plan(c, store, replace)  # another apply may have finished in between
+            if current.problems:
+                raise PlanRefused("the state changed while planning: " + ", ".join(s.node.id for s in current.problems))
+            if not current.to_run:
+                return current, None
+            store.set_ceremony(c.loaded.fingerprint, c.model.metadata.name)
+            runtime = _runtime(c, hsms_needed(current))
+            executor = Executor(c.graph, store, c.workspace, registry(), runtime, observer=observer,
+                                max_workers=max_workers)
+            return current, executor.apply(current)
+        finally:
+            if runtime is not None:
+                runtime.close()
+            store.close()
+
+
+def _runtime(c: Ceremony, hsm_names: list[str]):
+    from pki_ceremony.steps.runtime import Runtime
+    from pki_ceremony.steps.secrets import resolve_pin
+
+    pins, so_pins = {}, {}
+    for name in hsm_names:
+        spec = c.model.hsms[name]
+        pins[name] = resolve_pin(spec.pin, f"hsm '{name}' (token '{spec.token}')")
+        if spec.so_pin is not None:
+            so_pins[name] = resolve_pin(spec.so_pin, f"security officer of hsm '{name}'")
+    return Runtime(c.model.hsms, c.workspace.root, pins, so_pins)

@@ -1,0 +1,118 @@
+"""`pki-ceremony`: validate, plan, apply, status.
+
+Exit codes: 0 success (or nothing to do); 1 a step failed; 2 the ceremony file or the command
+line is wrong (nothing was touched); 3 the plan was refused (drift, or not confirmed);
+4 the workspace is locked by another apply; 5 a PIN was refused.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from pki_ceremony.errors import CeremonyError
+
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pki-ceremony", description="Run PKI key ceremonies from a ceremony file.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name, help_):
+        s = sub.add_parser(name, help=help_, description=help_)
+        s.add_argument("file", help="the ceremony file (YAML)")
+        s.add_argument("--workspace", help="workspace directory (default: <file stem>-workspace beside the file)")
+        s.add_argument("--debug", action="store_true", help="show tracebacks")
+        return s
+
+    cmd("validate", "check a ceremony file; touches nothing")
+    pl = cmd("plan", "show what apply would do and why; touches nothing")
+    pl.add_argument("--replace", action="append", default=[], metavar="STEP", help="plan to make STEP anew")
+    ap = cmd("apply", "run the ceremony, or finish an interrupted one")
+    ap.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    ap.add_argument("--replace", action="append", default=[], metavar="STEP",
+                    help="make STEP (and what depends on it) anew")
+    ap.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    cmd("status", "show the CA hierarchy and how far the ceremony got")
+    return p
+
+
+def _confirm(assume_yes: bool):
+    def confirm(plan) -> bool:
+        if assume_yes:
+            return True
+        if not sys.stdin.isatty():
+            print("Not on a terminal and --yes not given: refusing to act without confirmation.", file=sys.stderr)
+            return False
+        answer = input("Apply this plan? Only 'yes' is accepted: ")
+        return answer.strip() == "yes"
+    return confirm
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from pki_ceremony import app, render
+
+    c = app.open_ceremony(args.file, args.workspace)
+    if args.command == "validate":
+        print(f"{args.file}: valid ceremony '{c.model.metadata.name}': {len(c.model.cas())} CAs, "
+              f"{len(c.graph)} steps")
+        return 0
+    if args.command == "plan":
+        print(render.plan_text(app.plan(c, tuple(args.replace)), args.file, c.workspace.root))
+        return 0
+    if args.command == "status":
+        print(render.status_text(c, app.plan(c)))
+        return 0
+    # apply
+    progress = render.Progress(quiet=args.quiet)
+    observer = render.Fanout(progress, render.Transcript(c.workspace.root / "ceremony-log.jsonl"))
+    shown = []
+
+    def on_plan(p):
+        shown.append(p)
+        if not args.quiet:
+            print(render.plan_text(p, args.file, c.workspace.root) + "\n")
+
+    plan, report = app.apply(c, confirm=_confirm(args.yes), observer=observer, replace=tuple(args.replace),
+                             on_plan=on_plan)
+    if report is None:
+        if not shown or not args.quiet:
+            print("Nothing to do.")
+        return 0
+    print(f"\nApply complete: {len(report.ran)} steps run, {len(report.adopted)} adopted from an interrupted run"
+          + (f", {len(report.artifacts_restored)} artifacts restored" if report.artifacts_restored else "")
+          + f", in {report.seconds:.1f}s.")
+    print(f"Artifacts: {c.workspace.artifacts_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or os.environ.get("PKI_CEREMONY_DEBUG") == "1"
+    try:
+        code = run(argv)
+    except CeremonyError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - a bug; say so in one line, traceback with --debug
+        if debug:
+            traceback.print_exc()
+        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("hint: run with --debug for the traceback, and report it", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("interrupted: run apply again to resume", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The ceremony file, v1, as pydantic models.
+
+Every model forbids unknown keys and is frozen. Rules that need more than one field of one
+model live here as validators; rules that span the hierarchy live in `rules.py`.
+The JSON Schema in `ceremony.schema.json` is exported from these models (`export.py`).
+"""
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="A lower-case name: letters, digits, dashes.")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class KeyAlgorithm(str, Enum):
+    RSA_2048 = "RSA_2048"
+    RSA_3072 = "RSA_3072"
+    RSA_4096 = "RSA_4096"
+    EC_prime256v1 = "EC_prime256v1"
+    EC_secp384r1 = "EC_secp384r1"
+
+    @property
+    def family(self) -> str:
+        return "RSA" if self.value.startswith("RSA") else "EC"
+
+    @property
+    def size(self) -> int:
+        return {"EC_prime256v1": 256, "EC_secp384r1": 384}.get(self.value) or int(self.value[4:])
+
+    @property
+    def curve(self) -> str | None:
+        return {"EC_prime256v1": "secp256r1", "EC_secp384r1": "secp384r1"}.get(self.value)
+
+
+class SigningAlgorithm(str, Enum):
+    SHA256WITHRSA = "SHA256WITHRSA"
+    SHA384WITHRSA = "SHA384WITHRSA"
+    SHA512WITHRSA = "SHA512WITHRSA"
+    SHA256WITHECDSA = "SHA256WITHECDSA"
+    SHA384WITHECDSA = "SHA384WITHECDSA"
+    SHA512WITHECDSA = "SHA512WITHECDSA"
+
+    @property
+    def family(self) -> str:
+        return "RSA" if self.value.endswith("RSA") else "EC"
+
+    @property
+    def hash_name(self) -> str:
+        return self.value[:6]  # SHA256 / SHA384 / SHA512
+
+
+def default_signing_algorithm(key: KeyAlgorithm) -> SigningAlgorithm:
+    if key is KeyAlgorithm.EC_secp384r1:
+        return SigningAlgorithm.SHA384WITHECDSA
+    if key.family == "EC":
+        return SigningAlgorithm.SHA256WITHECDSA
+    return SigningAlgorithm.SHA256WITHRSA
+
+
+class PinSource(Strict):
+    """Where a PIN comes from. Never a literal: an environment variable or a prompt."""
+
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                            description="Name of the environment variable holding the PIN.")
+    prompt: bool | None = Field(None, description="Ask for the PIN on the terminal (no echo).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PinSource":
+        if (self.env is None) == (not self.prompt):
+            raise ValueError("give exactly one of 'env: VARIABLE' or 'prompt: true'")
+        return self
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else "a prompt"
+
+
+class HsmSpec(Strict):
+    """One PKCS#11 token."""
+
+    provider: Literal["softhsm", "pkcs11"] = Field(
+        description="`softhsm`: a SoftHSM2 token kept inside the workspace (the embedded default); "
+                    "`pkcs11`: any PKCS#11 module given by `module` (CloudHSM, Luna, YubiHSM...).")
+    token: str = Field(min_length=1, max_length=32, description="The token label (at most 32 characters).")
+    module: str | None = Field(None, description="Path of the PKCS#11 library; required for `pkcs11`.")
+    pin: PinSource = Field(description="The user (crypto-officer) PIN's source.")
+    so_pin: PinSource | None = Field(
+        None, description="The security officer PIN's source. For `softhsm` it initialises the token; "
+                          "without it a random SO PIN is used once and forgotten.")
+
+    @model_validator(mode="after")
+    def _module_for_pkcs11(self) -> "HsmSpec":
+        if self.provider == "pkcs11" and not self.module:
+            raise ValueError("provider 'pkcs11' needs 'module': the path of the PKCS#11 library")
+        return self
+
+
+class KeySpec(Strict):
+    algorithm: KeyAlgorithm
+    label: str | None = Field(None, min_length=1, max_length=64,
+                              description="CKA_LABEL of the key pair; defaults to `<ceremony>-<ca>`.")
+    exportable: bool = Field(False, description="Generate the private key as extractable with "
+                             "CKA_WRAP_WITH_TRUSTED, so it can later be moved to another HSM by key wrapping.")
+
+
+class Subject(Strict):
+    """The distinguished name. Order in the certificate: C, ST, L, O, OU, CN."""
+
+    country: str | None = Field(None, description="Two-letter ISO 3166 code, e.g. US.")
+    state: str | None = Field(None, min_length=1, max_length=128)
+    locality: str | None = Field(None, min_length=1, max_length=128)
+    organization: str | None = Field(None, min_length=1, max_length=64)
+    organizational_unit: str | None = Field(None, min_length=1, max_length=64)
+    common_name: str = Field(min_length=1, max_length=64)
+
+    @field_validator("country")
+    @classmethod
+    def _two_letters(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Z]{2}", v):
+            raise ValueError(f"country must be two capital letters (ISO 3166), got {v!r}")
+        return v
+
+
+class Validity(Strict):
+    """How long a certificate lives: exactly one of years, months, days or same_as_issuer."""
+
+    years: int | None = Field(None, ge=1, le=30)
+    months: int | None = Field(None, ge=1, le=360)
+    days: int | None = Field(None, ge=1, le=10958)
+    same_as_issuer: bool | None = Field(None, description="End exactly when the issuer's certificate ends.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Validity":
+        given = [k for k in ("years", "months", "days") if getattr(self, k) is not None]
+        if self.same_as_issuer is False:
+            raise ValueError("same_as_issuer: false means nothing; give years, months or days instead")
+        if len(given) + bool(self.same_as_issuer) != 1:
+            raise ValueError("give exactly one of years, months, days or same_as_issuer: true")
+        return self
+
+    def approx_days(self) -> float | None:
+        """Length in days for static comparisons (None for same_as_issuer)."""
+        if self.years:
+            return self.years * 365.2425
+        if self.months:
+            return self.months * 30.436875
+        return float(self.days) if self.days else None
+
+    def describe(self) -> str:
+        if self.same_as_issuer:
+            return "same as issuer"
+        for k in ("years", "months", "days"):
+            if getattr(self, k):
+                return f"{getattr(self, k)} {k}"
+        return "?"
+
+
+class LocalBackend(Strict):
+    """The subordinate's key on a PKCS#11 token; its certificate stored beside it."""
+
+    type: Literal["local"]
+    hsm: str = Field(description="Name of an entry in `hsms`.")
+
+
+Backend = Annotated[Union[LocalBackend], Field(discriminator="type")]
+
+
+class RootSpec(Strict):
+    name: Name = "root"
+    hsm: str = Field(description="Name of an entry in `hsms`.")
+    key: KeySpec
+    signing_algorithm: SigningAlgorithm | None = Field(
+        None, description="What this CA signs with; defaults from the key (SHA256 for RSA and P-256, SHA384 for P-384).")
+    subject: Subject
+    validity: Validity
+    path_len: int | None = Field(None, ge=0, le=10, description="basicConstraints pathLenConstraint; "
+                                 "omit for no limit.")
+
+    @property
+    def issuer(self) -> None:
+        return None
+
+
+class SubordinateSpec(Strict):
+    name: Name
+    issuer: Name
+    backend: Backend
+    key: KeySpec
+    signing_algorithm: SigningAlgorithm | None = None
+    subject: Subject
+    validity: Validity
+    path_len: int | None = Field(None, ge=0, le=10)
+
+
+class Hierarchy(Strict):
+    root: RootSpec
+    subordinates: list[SubordinateSpec] = Field(default_factory=list)
+
+
+class Metadata(Strict):
+    name: Name
+    description: str | None = None
+
+
+class Ceremony(Strict):
+    """A ceremony file."""
+
+    api_version: Literal["pki-ceremony/v1"] = Field(alias="apiVersion")
+    kind: Literal["Ceremony"]
+    metadata: Metadata
+    hsms: dict[Name, HsmSpec] = Field(min_length=1)
+    hierarchy: Hierarchy
+
+    def cas(self) -> list[RootSpec | SubordinateSpec]:
+        return [self.hierarchy.root, *self.hierarchy.subordinates]
+
+    def ca(self, name: str) -> RootSpec | SubordinateSpec:
+        return next(c for c in self.cas() if c.name == name)
+
+    def signing_algorithm(self, ca: RootSpec | SubordinateSpec) -> SigningAlgorithm:
+        return ca.signing_algorithm or default_signing_algorithm(ca.key.algorithm)
+
+    def key_label(self, ca: RootSpec | SubordinateSpec) -> str:
+        return ca.key.label or f"{self.metadata.name}-{ca.name}"
+
+    def hsm_of(self, ca: RootSpec | SubordinateSpec) -> str:
+        return ca.hsm if isinstance(ca, RootSpec) else ca.backend.hsm
