@@ -28,6 +28,7 @@ class StepCall:
     spec: Mapping[str, Any]
     inputs: Mapping[str, Mapping[str, Any]]
     intent: Mapping[str, Any] | None = None
+    replacing: bool = False  # the user asked for this finished step to be made anew (--replace)
 
 
 @dataclass

@@ -110,11 +110,11 @@ class Executor:
                                  hint="restore the ceremony file as it was, or use --replace " + node.id)
             return StepCall(node.id, node.spec, inputs, rec.intent), fp, True
         crash_point(node.id, "before-intent")
-        intent = plugin.intend(StepCall(node.id, node.spec, inputs), self.ctx)
+        intent = plugin.intend(StepCall(node.id, node.spec, inputs, replacing=replace), self.ctx)
         if intent is not None:
             self.store.record_intent(node.id, node.kind, fp, node.spec, intent)
         crash_point(node.id, "after-intent")
-        return StepCall(node.id, node.spec, inputs, intent), fp, False
+        return StepCall(node.id, node.spec, inputs, intent, replacing=replace), fp, False
 
     def _work(self, node: StepNode, call: StepCall, resuming: bool) -> StepResult:
         plugin = self.registry.get(node.kind)
@@ -128,8 +128,11 @@ class Executor:
         crash_point(node.id, "after-run")
         return result
 
-    def _checkpoint(self, node: StepNode, fp: str, result: StepResult) -> None:
+    def _checkpoint(self, node: StepNode, fp: str, result: StepResult, replacing: bool) -> None:
         artifacts = {self._artifact_name(node, n): c for n, c in result.artifacts.items()}
+        old = self.store.step(node.id) if replacing else None
+        if old is not None:
+            self.workspace.supersede(old.artifacts)
         calls = dict(result.api_calls)
         self.store.record_result(node.id, node.kind, fp, node.spec, result.outputs, digest(result.outputs),
                                  artifacts, calls)
@@ -149,11 +152,11 @@ class Executor:
         todo = {s.node.id: s for s in plan.to_run}
         total, index = len(todo), 0
         remaining = set(todo)
-        running: dict[Future, tuple[StepNode, str, float]] = {}
+        running: dict[Future, tuple[StepNode, str, bool, float]] = {}
         failure: BaseException | None = None
 
         def ready() -> list[str]:
-            busy = {n.id for n, _, _ in running.values()}
+            busy = {entry[0].id for entry in running.values()}
             return [sid for sid in self._order(remaining) if sid not in busy and
                     not any(u in remaining for u in self.graph.upstream(sid))]
 
@@ -172,15 +175,16 @@ class Executor:
                             failure = self._wrap(node, "prepare", exc)
                             self.observer.step_failed(node, failure)
                             break
-                        running[pool.submit(self._work, node, call, resuming)] = (node, fp, time.monotonic())
+                        running[pool.submit(self._work, node, call, resuming)] = (node, fp, call.replacing,
+                                                                                  time.monotonic())
                 if not running:
                     break
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
-                    node, fp, t0 = running.pop(fut)
+                    node, fp, replacing, t0 = running.pop(fut)
                     try:
                         result = fut.result()
-                        self._checkpoint(node, fp, result)
+                        self._checkpoint(node, fp, result, replacing)
                     except BaseException as exc:  # noqa: BLE001
                         err = self._wrap(node, "run", exc)
                         self.observer.step_failed(node, err)

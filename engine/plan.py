@@ -19,6 +19,7 @@ from typing import Iterable
 from .fingerprint import changed_fields, step_fingerprint
 from .graph import CeremonyGraph, StepNode
 from .state import Meta, StateStore, StepRecord
+from .workspace import Workspace
 
 
 class Action(str, Enum):
@@ -50,6 +51,8 @@ class PlannedStep:
 class Plan:
     steps: list[PlannedStep]
     meta: Meta | None
+    artifacts_missing: list[str] = field(default_factory=list)  # in the state, not on disk: to rewrite
+    artifacts_changed: list[str] = field(default_factory=list)  # on disk with other content: refused
 
     def by_id(self, step_id: str) -> PlannedStep:
         return next(s for s in self.steps if s.node.id == step_id)
@@ -57,6 +60,10 @@ class Plan:
     @property
     def to_run(self) -> list[PlannedStep]:
         return [s for s in self.steps if s.action in PENDING]
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.to_run or self.artifacts_missing)
 
     @property
     def problems(self) -> list[PlannedStep]:
@@ -71,7 +78,7 @@ class Plan:
 
 
 def make_plan(graph: CeremonyGraph, store: StateStore | None, *, replace: Iterable[str] = (),
-              destructive_kinds: Iterable[str] = ()) -> Plan:
+              destructive_kinds: Iterable[str] = (), workspace: Workspace | None = None) -> Plan:
     records = store.steps() if store is not None else {}
     replace = set(replace)
     unknown = replace - set(graph.g.nodes)
@@ -125,4 +132,12 @@ def make_plan(graph: CeremonyGraph, store: StateStore | None, *, replace: Iterab
                                        fp, changed, rec)
         step.destructive = step.destructive or destructive
         planned[node.id] = step
-    return Plan(list(planned.values()), store.meta() if store is not None else None)
+    plan = Plan(list(planned.values()), store.meta() if store is not None else None)
+    if store is not None and workspace is not None:
+        for path, _, content in store.artifacts():
+            state = workspace.missing_or_changed(path, content)
+            if state == "missing":
+                plan.artifacts_missing.append(path)
+            elif state == "changed":
+                plan.artifacts_changed.append(path)
+    return plan

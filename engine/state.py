@@ -108,8 +108,13 @@ class SqliteStateStore(StateStore):
         fresh = not self.path.exists()
         self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=5.0,
                                   check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=DELETE")
-        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            self.db.execute("PRAGMA journal_mode=DELETE")
+            self.db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.OperationalError as exc:
+            self.db.close()
+            raise StateError(f"cannot read the state at {self.path}: {exc}",
+                             hint="another apply may be writing it right now; try again when it is done") from None
         if fresh:
             with self._tx():
                 for statement in filter(str.strip, _SCHEMA.split(";")):

@@ -4,6 +4,7 @@ Layout:
     <workspace>/state.db        checkpointed state (see state.py)
     <workspace>/apply.lock      held while an apply runs
     <workspace>/artifacts/      every certificate, CSR and chain as PEM, written from the state
+    <workspace>/superseded/     artifacts of steps remade with --replace, by time
     <workspace>/softhsm/        SoftHSM2 config and token directory of `provider: softhsm` HSMs
 
 Artifact files are a copy of what the state holds, written atomically (temporary file,
@@ -62,6 +63,21 @@ class Workspace:
                                   "away and run apply again to rewrite it from the state")
         write_atomically(path, content)
         return True
+
+    def supersede(self, relatives) -> list[Path]:
+        """Move the artifacts of a step being replaced to superseded/<time>/, never deleting them."""
+        from datetime import datetime, timezone
+
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        moved = []
+        for rel in relatives:
+            src = self.artifact_path(rel)
+            if src.exists():
+                dst = self.root / "superseded" / stamp / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+                moved.append(dst)
+        return moved
 
     def missing_or_changed(self, relative: str, content: bytes) -> str | None:
         path = self.artifact_path(relative)

@@ -19,7 +19,7 @@ from pki_ceremony.engine.plan import Plan, make_plan
 from pki_ceremony.engine.registry import Registry
 from pki_ceremony.engine.state import SqliteStateStore
 from pki_ceremony.engine.workspace import Workspace, default_workspace
-from pki_ceremony.errors import PlanRefused, UsageError
+from pki_ceremony.errors import PlanRefused, StateError, UsageError
 from pki_ceremony.schemas.loader import LoadedCeremony, load_ceremony
 
 
@@ -65,7 +65,7 @@ def plan(c: Ceremony, replace: tuple[str, ...] = ()) -> Plan:
 def _plan(c: Ceremony, store, replace) -> Plan:
     reg = registry()
     try:
-        return make_plan(c.graph, store, replace=replace,
+        return make_plan(c.graph, store, replace=replace, workspace=c.workspace,
                          destructive_kinds=[k for k in reg.kinds() if reg.get(k).destructive])
     except KeyError as exc:
         raise UsageError(f"--replace names no step of this ceremony: {exc.args[0]}",
@@ -95,36 +95,65 @@ def check_pin_sources(c: Ceremony, hsm_names: list[str]) -> None:
 def apply(c: Ceremony, *, confirm: Callable[[Plan], bool], observer: Observer,
           replace: tuple[str, ...] = (), on_plan: Callable[[Plan], None] | None = None,
           max_workers: int = 1) -> tuple[Plan, ApplyReport | None]:
+    # An existing workspace is locked before its state is read, so a second apply fails at once.
+    lock = WorkspaceLock(c.workspace.root).acquire() if c.workspace.exists() else None
+    try:
+        return _apply_locked(c, lock, confirm=confirm, observer=observer, replace=replace, on_plan=on_plan,
+                             max_workers=max_workers)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _apply_locked(c: Ceremony, lock: WorkspaceLock | None, *, confirm, observer, replace, on_plan, max_workers):
     first = plan(c, replace)
+    _refuse_changed_artifacts(first)
     if first.problems:
         raise PlanRefused("the plan has drifted or blocked steps: " + ", ".join(s.node.id for s in first.problems),
                           hint="run 'plan' to see what changed; restore the ceremony file, or use --replace STEP")
     if on_plan:
         on_plan(first)
-    if not first.to_run:
+    if not first.has_work:
         return first, None
     check_pin_sources(c, hsms_needed(first))
-    if not confirm(first):
+    if first.to_run and not confirm(first):
         raise PlanRefused("not confirmed; nothing was done", hint="answer 'yes', or pass --yes")
-    c.workspace.create()
-    with WorkspaceLock(c.workspace.root):
-        store = SqliteStateStore(c.workspace.state_path)
-        runtime = None
+    if lock is None:  # a new workspace: create it, lock it, and plan again under the lock
+        c.workspace.create()
+        lock = WorkspaceLock(c.workspace.root).acquire()
         try:
-            current = _plan(c, store, replace)  # another apply may have finished in between
-            if current.problems:
-                raise PlanRefused("the state changed while planning: " + ", ".join(s.node.id for s in current.problems))
-            if not current.to_run:
-                return current, None
-            store.set_ceremony(c.loaded.fingerprint, c.model.metadata.name)
-            runtime = _runtime(c, hsms_needed(current))
-            executor = Executor(c.graph, store, c.workspace, registry(), runtime, observer=observer,
-                                max_workers=max_workers)
-            return current, executor.apply(current)
+            return _run(c, replace, observer, max_workers)
         finally:
-            if runtime is not None:
-                runtime.close()
-            store.close()
+            lock.release()
+    return _run(c, replace, observer, max_workers)
+
+
+def _run(c: Ceremony, replace, observer, max_workers) -> tuple[Plan, ApplyReport | None]:
+    store = SqliteStateStore(c.workspace.state_path)
+    runtime = None
+    try:
+        current = _plan(c, store, replace)  # another apply may have finished in between
+        _refuse_changed_artifacts(current)
+        if current.problems:
+            raise PlanRefused("the state changed while planning: " + ", ".join(s.node.id for s in current.problems))
+        if not current.has_work:
+            return current, None
+        store.set_ceremony(c.loaded.fingerprint, c.model.metadata.name)
+        runtime = _runtime(c, hsms_needed(current))
+        executor = Executor(c.graph, store, c.workspace, registry(), runtime, observer=observer,
+                            max_workers=max_workers)
+        return current, executor.apply(current)
+    finally:
+        if runtime is not None:
+            runtime.close()
+        store.close()
+
+
+def _refuse_changed_artifacts(p: Plan) -> None:
+    if p.artifacts_changed:
+        raise StateError("artifacts differ from what the state recorded: " + ", ".join(p.artifacts_changed),
+                         hint="an artifact was edited or replaced by hand; restore it, or move it away and run "
+                              "apply again to rewrite it from the state")
 
 
 def _runtime(c: Ceremony, hsm_names: list[str]):

@@ -37,7 +37,12 @@ def plan_text(p: Plan, ceremony_path: str, workspace: Path) -> str:
     counts = p.counts
     lines += ["", "Plan: " + ", ".join(f"{counts.get(a, 0)} {WORDS[a]}" for a in ORDER if counts.get(a) or
                                         a in (Action.CREATE, Action.DONE)) + "."]
-    if not p.to_run and not p.problems:
+    if p.artifacts_missing:
+        lines.append(f"{len(p.artifacts_missing)} artifact file(s) missing, to be rewritten from the state: "
+                     + ", ".join(p.artifacts_missing))
+    if p.artifacts_changed:
+        lines.append("Artifact file(s) changed by hand (apply refuses): " + ", ".join(p.artifacts_changed))
+    if not p.has_work and not p.problems:
         lines.append("Nothing to do: every step is done and matches the ceremony file.")
     return "\n".join(lines)
 

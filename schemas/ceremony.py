@@ -6,9 +6,11 @@ The JSON Schema in `ceremony.schema.json` is exported from these models (`export
 """
 from __future__ import annotations
 
+import calendar
 import re
+from datetime import datetime, timedelta
 from enum import Enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -145,14 +147,6 @@ class Validity(Strict):
             raise ValueError("give exactly one of years, months, days or same_as_issuer: true")
         return self
 
-    def approx_days(self) -> float | None:
-        """Length in days for static comparisons (None for same_as_issuer)."""
-        if self.years:
-            return self.years * 365.2425
-        if self.months:
-            return self.months * 30.436875
-        return float(self.days) if self.days else None
-
     def describe(self) -> str:
         if self.same_as_issuer:
             return "same as issuer"
@@ -160,6 +154,16 @@ class Validity(Strict):
             if getattr(self, k):
                 return f"{getattr(self, k)} {k}"
         return "?"
+
+
+def add_validity(start: datetime, validity: Mapping[str, Any]) -> datetime:
+    """`start` plus years / months / days, in calendar arithmetic (Feb 29 + 1 year = Feb 28)."""
+    if validity.get("days"):
+        return start + timedelta(days=validity["days"])
+    months = validity.get("months") or 12 * validity["years"]
+    y, m = divmod(start.month - 1 + months, 12)
+    year, month = start.year + y, m + 1
+    return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
 
 
 class LocalBackend(Strict):

@@ -5,9 +5,10 @@ loader turns them into `file:line:col field: message` errors. Each rule is its o
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Callable, Iterator
 
-from .ceremony import Ceremony, RootSpec, SubordinateSpec
+from .ceremony import Ceremony, RootSpec, SubordinateSpec, add_validity
 
 Problem = tuple[tuple, str, "str | None"]
 CA = RootSpec | SubordinateSpec
@@ -16,7 +17,8 @@ CA = RootSpec | SubordinateSpec
 def _sub_path(ceremony: Ceremony, ca: CA, *rest) -> tuple:
     if isinstance(ca, RootSpec):
         return ("hierarchy", "root", *rest)
-    return ("hierarchy", "subordinates", ceremony.hierarchy.subordinates.index(ca), *rest)
+    index = next(i for i, sub in enumerate(ceremony.hierarchy.subordinates) if sub is ca)
+    return ("hierarchy", "subordinates", index, *rest)
 
 
 def names_unique(c: Ceremony) -> Iterator[Problem]:
@@ -127,49 +129,66 @@ def path_lengths(c: Ceremony) -> Iterator[Problem]:
                 break
 
 
-def validity_inside_issuer(c: Ceremony) -> Iterator[Problem]:
-    """A child's certificate must end no later than its issuer's; below the primary, strictly sooner."""
+def _effective_validity(c: Ceremony, ca: CA) -> dict | None:
+    """The validity that decides a CA's length: its own, or its issuer's for same_as_issuer."""
     by_name = {x.name: x for x in c.cas()}
+    seen: set[str] = set()
+    while ca.validity.same_as_issuer:
+        if not isinstance(ca, SubordinateSpec) or ca.name in seen or ca.issuer not in by_name:
+            return None
+        seen.add(ca.name)
+        ca = by_name[ca.issuer]
+    return ca.validity.model_dump(exclude_none=True)
 
-    def days(ca: CA) -> float | None:
-        seen = set()
-        while ca.validity.same_as_issuer and isinstance(ca, SubordinateSpec) and ca.name not in seen:
-            seen.add(ca.name)
-            ca = by_name.get(ca.issuer)
-            if ca is None:
-                return None
-        return ca.validity.approx_days()
 
+# Start dates spanning a leap-year cycle, both sides of February: calendar lengths vary with them.
+_STARTS = [datetime(2028 + y, m, 1, tzinfo=timezone.utc) for y in range(4) for m in (1, 3)]
+
+
+def root_validity(c: Ceremony) -> Iterator[Problem]:
+    if c.hierarchy.root.validity.same_as_issuer:
+        yield (("hierarchy", "root", "validity"), "the root has no issuer: same_as_issuer cannot apply",
+               "give years, months or days")
+
+
+def validity_inside_issuer(c: Ceremony) -> Iterator[Problem]:
+    """A child's certificate must end no later than its issuer's; below the primary, strictly sooner.
+
+    Lengths are compared in calendar arithmetic from several start dates, since a child is
+    signed after its issuer and 365 days is not always a year."""
+    by_name = {x.name: x for x in c.cas()}
     for ca in c.hierarchy.subordinates:
         issuer = by_name.get(ca.issuer)
         ancestors = _ancestry(c, ca)
         if issuer is None or ancestors is None:
             continue
-        depth = len(ancestors)
-        mine, theirs = days(ca), days(issuer)
+        second_level = len(ancestors) >= 2
         if ca.validity.same_as_issuer:
-            if depth >= 2:
+            if second_level:
                 yield (_sub_path(c, ca, "validity"),
                        f"'{ca.name}' is a second-level subordinate: its validity must be strictly shorter "
                        f"than its issuer '{issuer.name}'s, not the same", "give years, months or days")
             continue
+        mine, theirs = _effective_validity(c, ca), _effective_validity(c, issuer)
         if mine is None or theirs is None:
             continue
-        if mine > theirs:
+        ends = [(add_validity(s, mine), add_validity(s, theirs)) for s in _STARTS]
+        if all(a > b for a, b in ends):
             yield (_sub_path(c, ca, "validity"),
                    f"{ca.validity.describe()} ends after the issuer '{issuer.name}' ({issuer.validity.describe()})",
                    "a certificate cannot outlive its issuer")
-        elif mine == theirs:
+        elif any(a >= b for a, b in ends):
             yield (_sub_path(c, ca, "validity"),
-                   f"{ca.validity.describe()} is as long as the issuer '{issuer.name}' and would end after it, "
+                   f"{ca.validity.describe()} is as long as the issuer '{issuer.name}' "
+                   f"({issuer.validity.describe()}) or longer in some years, and would end after it, "
                    "since it is signed later",
-                   "use 'same_as_issuer: true' to end exactly with the issuer" if depth < 2 else
+                   "use 'same_as_issuer: true' to end exactly with the issuer" if not second_level else
                    "a second-level subordinate must have a strictly shorter validity")
 
 
 RULES: list[Callable[[Ceremony], Iterator[Problem]]] = [
     names_unique, issuers_exist, no_cycles, hsms_exist, algorithm_families,
-    labels_unique_per_token, subjects_unique, path_lengths, validity_inside_issuer,
+    labels_unique_per_token, subjects_unique, path_lengths, root_validity, validity_inside_issuer,
 ]
 
 

@@ -55,27 +55,59 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _construct(node: yaml.Node, loader: yaml.SafeLoader, path: Path_, smap: SourceMap) -> Any:
-    smap.positions.setdefault(path, _mark(node))
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves YAML merge keys (<<) the safe way
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_NODES = 20_000  # a ceremony file is small; this stops alias expansion ("billion laughs")
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, smap: SourceMap):
+        self.loader, self.smap, self.count, self.stack = loader, smap, 0, set()
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.smap.error(path, f"the file expands to more than {MAX_NODES} values (aliases?)")
+        if id(node) in self.stack:  # the alias points back into itself; name where it is used
+            raise self.smap.error(path, "an alias refers to the mapping or list that contains it")
+        self.smap.positions.setdefault(path, _mark(node))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+            line, col = _mark(node)
+            raise CeremonyFileError(self.smap.file, line, col, format_path(path),
+                                    f"YAML tag {node.tag} is not allowed in a ceremony file")
+        self.stack.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            return self.loader.construct_object(node, deep=True)
+        finally:
+            self.stack.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict:
+        explicit = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
+        self.loader.flatten_mapping(node)  # YAML merge keys (<<): merged entries first, explicit ones win
         out: dict[Any, Any] = {}
+        from_file: set[str] = set()
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, bool)) or key is None:
-                raise smap.error(path, f"a mapping key must be a plain name, found {key!r}")
+                raise self.smap.error(path, f"a mapping key must be a plain name, found {key!r}")
             key = str(key) if not isinstance(key, str) else key
-            if key in out:
+            is_explicit = id(key_node) in explicit
+            if key in from_file and is_explicit:
                 line, col = _mark(key_node)
-                first = smap.positions.get(path + (key,), (None, None))[0]
-                raise CeremonyFileError(smap.file, line, col, format_path(path + (key,)),
+                first = self.smap.positions.get(path + (key,), (None, None))[0]
+                raise CeremonyFileError(self.smap.file, line, col, format_path(path + (key,)),
                                         f"duplicate key '{key}' (first set on line {first})")
-            smap.positions[path + (key,)] = _mark(key_node)
-            out[key] = _construct(value_node, loader, path + (key,), smap)
+            if is_explicit:
+                from_file.add(key)
+                self.smap.positions[path + (key,)] = _mark(key_node)
+            else:
+                self.smap.positions.setdefault(path + (key,), _mark(key_node))
+            out[key] = self.build(value_node, path + (key,))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, loader, path + (i,), smap) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
 
 
 def read_yaml(path: str | Path, display_name: str | None = None) -> tuple[Any, SourceMap]:
@@ -94,7 +126,7 @@ def read_yaml(path: str | Path, display_name: str | None = None) -> tuple[Any, S
         if node is None:
             raise CeremonyFileError(name, 1, 1, "", "the file is empty: expected a ceremony mapping "
                                     "(apiVersion, kind, metadata, hsms, hierarchy)")
-        data = _construct(node, loader, (), smap)
+        data = _Builder(loader, smap).build(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)

@@ -152,6 +152,10 @@ class HsmImportCertificate(StepPlugin):
         with token.session() as s:
             found = list(s.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key.key_id,
                                         Attribute.LABEL: key.label}))
+            if call.replacing:  # asked for by name with --replace: the old certificate goes
+                for old in [o for o in found if o[Attribute.VALUE] != der]:
+                    old.destroy()
+                    found.remove(old)
             if any(o[Attribute.VALUE] != der for o in found):
                 raise CertificateError(f"{token.describe()} already holds another certificate for key "
                                        f"'{key.label}'; refusing to overwrite it")

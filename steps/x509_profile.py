@@ -9,8 +9,7 @@ is made, and the signer's public key is compared with the issuer certificate's.
 """
 from __future__ import annotations
 
-import calendar
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from cryptography import x509
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from pki_ceremony.errors import CeremonyError
+from pki_ceremony.schemas.ceremony import add_validity
 
 HASHES = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
 _NAME_ORDER = (("country", NameOID.COUNTRY_NAME), ("state", NameOID.STATE_OR_PROVINCE_NAME),
@@ -47,17 +47,6 @@ def serial_from(random16: bytes) -> int:
 
 def now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def add_validity(start: datetime, validity: Mapping[str, Any]) -> datetime:
-    """`start` plus years / months / days (calendar arithmetic; Feb 29 falls back to Feb 28)."""
-    if validity.get("days"):
-        return start + timedelta(days=validity["days"])
-    months = validity.get("months") or 12 * validity["years"]
-    y, m = divmod(start.month - 1 + months, 12)
-    year, month = start.year + y, m + 1
-    day = min(start.day, calendar.monthrange(year, month)[1])
-    return start.replace(year=year, month=month, day=day)
 
 
 def validity_window(validity: Mapping[str, Any], issuer_not_after: datetime | None,

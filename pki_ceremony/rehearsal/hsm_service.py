@@ -99,18 +99,19 @@ class HsmService:
             raise _not_found(f"Cluster {cluster_id} not found.")
         return record
 
+    @staticmethod
+    def _count_poll(record: dict[str, Any]) -> bool:
+        """Count one poll that saw ``record`` in progress; True when it is now settled."""
+        record["pending_polls"] = max(0, record.get("pending_polls", 0) - 1)
+        return record["pending_polls"] == 0
+
     def _observe_cluster(self, cluster: dict[str, Any]) -> None:
-        if cluster["state"] in ("CREATE_IN_PROGRESS", "INITIALIZE_IN_PROGRESS"):
-            if cluster.get("pending_polls", 0) > 0:
-                cluster["pending_polls"] -= 1
-            else:
-                cluster["state"] = cluster.pop("next_state")
+        """After a DescribeClusters that saw it: count the poll for the cluster and its HSMs."""
+        if cluster["state"] in ("CREATE_IN_PROGRESS", "INITIALIZE_IN_PROGRESS") and self._count_poll(cluster):
+            cluster["state"] = cluster.pop("next_state")
         for hsm in cluster["hsms"]:
-            if hsm["state"] == "CREATE_IN_PROGRESS":
-                if hsm.get("pending_polls", 0) > 0:
-                    hsm["pending_polls"] -= 1
-                else:
-                    hsm["state"] = "ACTIVE"
+            if hsm["state"] == "CREATE_IN_PROGRESS" and self._count_poll(hsm):
+                hsm["state"] = "ACTIVE"
 
     @staticmethod
     def _cluster_state(cluster: dict[str, Any]) -> str:
@@ -156,7 +157,8 @@ class HsmService:
             raise validation_error("subnetIds", "Member must have length between 1 and 10", subnet_ids)
         for subnet in subnet_ids:
             if not isinstance(subnet, str) or not _SUBNET.match(subnet):
-                raise validation_error("subnetIds", "Member must satisfy regular expression pattern: subnet-[0-9a-fA-F]{8,17}", subnet)
+                raise validation_error("subnetIds", "Member must satisfy regular expression pattern: "
+                                       "subnet-[0-9a-fA-F]{8,17}", subnet)
         source = None
         if params.get("SourceBackupId"):
             source = self._backup(self._backup_id_from(params["SourceBackupId"]), ctx)
@@ -194,23 +196,20 @@ class HsmService:
         unknown = set(filters) - CLUSTER_FILTERS
         if unknown:
             raise _invalid(f"Unknown filter(s): {', '.join(sorted(unknown))}.")
-        selected = []
-        for cluster in self._state["clusters"].values():
-            if cluster["region"] != ctx.region:
-                continue
-            if "clusterIds" in filters and cluster["id"] not in filters["clusterIds"]:
-                continue
-            if "vpcIds" in filters and cluster["vpc_id"] not in filters["vpcIds"]:
-                continue
-            self._observe_cluster(cluster)
-            if "states" in filters and self._cluster_state(cluster) not in filters["states"]:
-                continue
-            selected.append(cluster)
+        seen = [
+            cluster for cluster in self._state["clusters"].values()
+            if cluster["region"] == ctx.region
+            and ("clusterIds" not in filters or cluster["id"] in filters["clusterIds"])
+            and ("vpcIds" not in filters or cluster["vpc_id"] in filters["vpcIds"])
+        ]
+        selected = [c for c in seen if "states" not in filters or self._cluster_state(c) in filters["states"]]
         page, token = paginate(selected, params.get("NextToken"), params.get("MaxResults"), 25,
                                "CloudHsmInvalidRequestException")
         out: dict[str, Any] = {"Clusters": [self._describe_cluster(c) for c in page]}
         if token:
             out["NextToken"] = token
+        for cluster in seen:  # polling with a states filter must still move things along
+            self._observe_cluster(cluster)
         return out
 
     def op_DeleteCluster(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -314,7 +313,9 @@ class HsmService:
 
     # ---- backups ----------------------------------------------------------------------
 
-    def _new_backup(self, cluster: dict[str, Any] | None, *, region: str | None = None, **fields: Any) -> dict[str, Any]:
+    def _new_backup(
+        self, cluster: dict[str, Any] | None, *, region: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
         backup_id = new_id("backup")
         region = region or cluster["region"]  # type: ignore[index]
         polls = self._settings.pending_polls
@@ -353,11 +354,8 @@ class HsmService:
         return backup["state"]
 
     def _observe_backup(self, backup: dict[str, Any]) -> None:
-        if backup["state"] != "CREATE_IN_PROGRESS":
-            return
-        if backup.get("pending_polls", 0) > 0:
-            backup["pending_polls"] -= 1
-        else:
+        """After a DescribeBackups that saw it: count the poll."""
+        if backup["state"] == "CREATE_IN_PROGRESS" and self._count_poll(backup):
             backup["state"] = "READY"
 
     def _describe_backup(self, backup: dict[str, Any]) -> dict[str, Any]:
@@ -382,30 +380,26 @@ class HsmService:
         filters = params.get("Filters") or {}
         unknown = set(filters) - BACKUP_FILTERS
         if unknown:
-            raise _invalid(f"Unknown filter(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(BACKUP_FILTERS))}.")
-        never = filters.get("neverExpires")
-        selected = []
-        for backup in self._state["backups"].values():
-            if backup["region"] != ctx.region:
-                continue
-            if "backupIds" in filters and backup["id"] not in filters["backupIds"]:
-                continue
-            if "sourceBackupIds" in filters and backup.get("source_backup") not in filters["sourceBackupIds"]:
-                continue
-            if "clusterIds" in filters and backup.get("cluster_id") not in filters["clusterIds"]:
-                continue
-            if never is not None and str(backup["never_expires"]).lower() not in [str(v).lower() for v in never]:
-                continue
-            self._observe_backup(backup)
-            if "states" in filters and self._backup_state(backup) not in filters["states"]:
-                continue
-            selected.append(backup)
+            raise _invalid(f"Unknown filter(s): {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(sorted(BACKUP_FILTERS))}.")
+        never = [str(v).lower() for v in filters["neverExpires"]] if "neverExpires" in filters else None
+        seen = [
+            backup for backup in self._state["backups"].values()
+            if backup["region"] == ctx.region
+            and ("backupIds" not in filters or backup["id"] in filters["backupIds"])
+            and ("sourceBackupIds" not in filters or backup.get("source_backup") in filters["sourceBackupIds"])
+            and ("clusterIds" not in filters or backup.get("cluster_id") in filters["clusterIds"])
+            and (never is None or str(backup["never_expires"]).lower() in never)
+        ]
+        selected = [b for b in seen if "states" not in filters or self._backup_state(b) in filters["states"]]
         selected.sort(key=lambda b: (b["created_at"], b["sequence"]), reverse=not params.get("SortAscending", False))
         page, token = paginate(selected, params.get("NextToken"), params.get("MaxResults"), 50,
                                "CloudHsmInvalidRequestException")
         out: dict[str, Any] = {"Backups": [self._describe_backup(b) for b in page]}
         if token:
             out["NextToken"] = token
+        for backup in seen:  # polling with a states filter must still move things along
+            self._observe_backup(backup)
         return out
 
     def op_ModifyBackupAttributes(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -442,7 +436,8 @@ class HsmService:
     def op_DeleteBackup(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         backup = self._backup(require(params, "BackupId"), ctx)
         if self._backup_state(backup) != "READY":
-            raise _invalid(f"Backup {backup['id']} is {self._backup_state(backup)}; only a READY backup can be deleted.")
+            raise _invalid(f"Backup {backup['id']} is {self._backup_state(backup)}; "
+                           "only a READY backup can be deleted.")
         backup["state"] = "PENDING_DELETION"
         backup["delete_timestamp"] = self._now() + RESTORE_WINDOW.total_seconds()
         return {"Backup": self._describe_backup(backup)}

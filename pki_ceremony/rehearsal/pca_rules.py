@@ -186,7 +186,11 @@ def issuance_depth_error(path: list[x509.Certificate], new_path_length: int) -> 
 def check_import(
     ca_type: str, ca_public_key: object, certificate_pem: bytes, chain_pem: bytes | None
 ) -> ImportedCertificate:
-    """Every rule of ImportCertificateAuthorityCertificate; returns the parsed input."""
+    """Every rule of ImportCertificateAuthorityCertificate; returns the parsed input.
+
+    Order: size, PEM, the CA type's rules (self-signed or not, chain presence), the key,
+    basicConstraints and critical extensions, chain links and root, pathLen.
+    """
     if len(certificate_pem) > MAX_CERTIFICATE_BYTES:
         raise _malformed(f"The certificate is larger than {MAX_CERTIFICATE_BYTES} bytes.")
     if chain_pem is not None and len(chain_pem) > MAX_CHAIN_BYTES:
@@ -197,9 +201,6 @@ def check_import(
     certificate = parsed[0]
     has_chain = chain_pem is not None and chain_pem.strip() != b""
     chain = parse_pem_certificates(chain_pem, "certificate chain") if has_chain else []  # type: ignore[arg-type]
-
-    if pca_keys.public_der(certificate.public_key()) != pca_keys.public_der(ca_public_key):
-        raise _mismatch("The certificate's public key does not match the certificate authority's key (its CSR).")
 
     self_signed = is_self_signed(certificate)
     if ca_type == "ROOT":
@@ -214,6 +215,9 @@ def check_import(
             raise _prohibited("A SUBORDINATE certificate authority needs a CertificateChain up to its root.")
         if any(link.fingerprint(_SHA256) == certificate.fingerprint(_SHA256) for link in chain):
             raise _prohibited("The certificate chain must not include the certificate being imported.")
+
+    if pca_keys.public_der(certificate.public_key()) != pca_keys.public_der(ca_public_key):
+        raise _mismatch("The certificate's public key does not match the certificate authority's key (its CSR).")
 
     check_extensions(certificate, "certificate")
     for number, link in enumerate(chain, start=1):

@@ -86,12 +86,11 @@ class PcaService:
         return status
 
     def _observe(self, record: dict[str, Any]) -> None:
-        """A poll of a CREATING CA: it becomes PENDING_CERTIFICATE after enough polls."""
+        """Count a poll that saw a CREATING CA; after ``pending_polls`` of them its CSR is ready."""
         if record["status"] != "CREATING":
             return
-        if record.get("pending_polls", 0) > 0:
-            record["pending_polls"] -= 1
-        else:
+        record["pending_polls"] = max(0, record.get("pending_polls", 0) - 1)
+        if record["pending_polls"] == 0:
             self._set_status(record, "PENDING_CERTIFICATE")
 
     def _set_status(self, record: dict[str, Any], status: str) -> None:
@@ -182,8 +181,9 @@ class PcaService:
 
     def op_DescribeCertificateAuthority(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         record = self._ca(require(params, "CertificateAuthorityArn"))
+        out = {"CertificateAuthority": self._describe(record)}
         self._observe(record)
-        return {"CertificateAuthority": self._describe(record)}
+        return out
 
     def op_ListCertificateAuthorities(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         if params.get("ResourceOwner") == "OTHER_ACCOUNTS":
@@ -198,20 +198,20 @@ class PcaService:
                 records.append(record)
         page, token = paginate(records, params.get("NextToken"), params.get("MaxResults"),
                                1000, "InvalidNextTokenException")
-        for record in page:
-            self._observe(record)
         out: dict[str, Any] = {"CertificateAuthorities": [self._describe(r) for r in page]}
         if token:
             out["NextToken"] = token
+        for record in page:
+            self._observe(record)
         return out
 
     # ---- CSR and the CA certificate -------------------------------------------------
 
     def op_GetCertificateAuthorityCsr(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         record = self._ca(require(params, "CertificateAuthorityArn"))
-        self._observe(record)
         status = self._status(record)
         if status == "CREATING":
+            self._observe(record)
             raise AwsError("RequestInProgressException", "The certificate authority's CSR is being created.")
         if status in ("DELETED", "FAILED"):
             raise AwsError("InvalidStateException", f"The certificate authority is {status}.")
@@ -220,7 +220,9 @@ class PcaService:
     def op_ImportCertificateAuthorityCertificate(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         record = self._ca(require(params, "CertificateAuthorityArn"))
         certificate_pem = decode_blob(require(params, "Certificate"), "Certificate")
-        chain_pem = decode_blob(params["CertificateChain"], "CertificateChain") if params.get("CertificateChain") else None
+        chain_pem = None
+        if params.get("CertificateChain"):
+            chain_pem = decode_blob(params["CertificateChain"], "CertificateChain")
         status = self._status(record)
         if status == "CREATING":
             raise AwsError("RequestInProgressException", "The certificate authority is still being created.")
@@ -287,7 +289,8 @@ class PcaService:
         status = self._status(record)
         if template.self_signed:
             if record["type"] != "ROOT":
-                raise AwsError("InvalidArgsException", "RootCACertificate/V1 can only be used by a ROOT certificate authority.")
+                raise AwsError("InvalidArgsException",
+                               "RootCACertificate/V1 can only be used by a ROOT certificate authority.")
             if status not in ("PENDING_CERTIFICATE", "ACTIVE"):
                 raise AwsError("InvalidStateException", NOT_VALID_FOR_ISSUING)
         elif status != "ACTIVE":
@@ -327,7 +330,8 @@ class PcaService:
         certificate_arn = f"{ca_arn}/certificate/{uuid.uuid4().hex}"
         chain = None
         if not template.self_signed:
-            chain = "\n".join(part.strip() for part in (record["certificate"], record.get("chain") or "") if part.strip()) + "\n"
+            parts = (record["certificate"], record.get("chain") or "")
+            chain = "\n".join(part.strip() for part in parts if part.strip()) + "\n"
         self._state["certificates"][certificate_arn] = {
             "arn": certificate_arn,
             "ca_arn": ca_arn,
@@ -396,7 +400,8 @@ class PcaService:
     def op_RestoreCertificateAuthority(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         record = self._ca(require(params, "CertificateAuthorityArn"))
         if record["status"] != "DELETED":
-            raise AwsError("InvalidStateException", f"The certificate authority is {self._status(record)}, not DELETED.")
+            raise AwsError("InvalidStateException",
+                           f"The certificate authority is {self._status(record)}, not DELETED.")
         previous = record.pop("status_before_delete", "PENDING_CERTIFICATE")
         record.pop("restorable_until", None)
         self._set_status(record, previous)

@@ -158,7 +158,8 @@ def build_certificate(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
     )
     if not template.self_signed:
-        builder = builder.add_extension(_authority_key_identifier(issuer.certificate), critical=False)  # type: ignore[arg-type]
+        assert issuer.certificate is not None
+        builder = builder.add_extension(_authority_key_identifier(issuer.certificate), critical=False)
     if template.extended_key_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(template.extended_key_usage)), critical=False)
     if not template.is_ca:

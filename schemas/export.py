@@ -1,0 +1,49 @@
+"""Export the JSON Schemas of the ceremony file (and, later, of plans) from the pydantic models.
+
+    python -m pki_ceremony.schemas.export          # rewrite schemas/*.schema.json
+    python -m pki_ceremony.schemas.export --check  # exit 1 if they are out of date
+
+Editors use `ceremony.schema.json` to complete and check ceremony files (the example files
+start with a `yaml-language-server: $schema=` line pointing at it).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .ceremony import Ceremony
+
+HERE = Path(__file__).resolve().parent
+SCHEMA_ID = "https://pki-ceremony.dev/schemas/ceremony.schema.json"
+
+
+def ceremony_schema() -> dict:
+    schema = Ceremony.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
+            "title": "pki-ceremony ceremony file (v1)", **schema}
+
+
+def rendered() -> dict[str, str]:
+    return {"ceremony.schema.json": json.dumps(ceremony_schema(), indent=2, sort_keys=True) + "\n"}
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for name, text in rendered().items():
+        path = HERE / name
+        if path.exists() and path.read_text() == text:
+            continue
+        if "--check" in argv:
+            stale.append(name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print("out of date: " + ", ".join(stale) + " (run python -m pki_ceremony.schemas.export)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
