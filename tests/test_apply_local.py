@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from conftest import CeremonyDir, make_ceremony_dir, verify_all_chains
+from ceremony_support import CeremonyDir, make_ceremony_dir, verify_all_chains
 
 SUBORDINATES = ["issuing-a", "issuing-b", "issuing-c", "primary"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from conftest import CeremonyDir, make_ceremony_dir, verify_all_chains
+from ceremony_support import CeremonyDir, make_ceremony_dir, verify_all_chains
 
 SPY = next((p for p in ("/usr/lib/x86_64-linux-gnu/pkcs11-spy.so", "/usr/lib/aarch64-linux-gnu/pkcs11-spy.so",
                         "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so") if Path(p).exists()), None)

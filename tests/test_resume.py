@@ -14,7 +14,7 @@ import signal
 
 import pytest
 
-from conftest import make_ceremony_dir, verify_all_chains
+from ceremony_support import make_ceremony_dir, verify_all_chains
 
 STEPS = [f"{ca}/{s}" for ca in ("root",) for s in ("key", "certificate")] + [
     f"{ca}/{s}" for ca in ("primary", "issuing-a", "issuing-b", "issuing-c")
