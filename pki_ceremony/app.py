@@ -28,6 +28,7 @@ class Ceremony:
     loaded: LoadedCeremony
     graph: CeremonyGraph
     workspace: Workspace
+    aws_waiter_delay: float | None = None  # shorter polls against the local stand-in
 
     @property
     def model(self):
@@ -139,7 +140,7 @@ def _run(c: Ceremony, replace, observer, max_workers) -> tuple[Plan, ApplyReport
         if not current.has_work:
             return current, None
         store.set_ceremony(c.loaded.fingerprint, c.model.metadata.name)
-        runtime = _runtime(c, hsms_needed(current))
+        runtime = _runtime(c, hsms_needed(current), store.meta().lineage)
         executor = Executor(c.graph, store, c.workspace, registry(), runtime, observer=observer,
                             max_workers=max_workers)
         return current, executor.apply(current)
@@ -156,7 +157,7 @@ def _refuse_changed_artifacts(p: Plan) -> None:
                               "apply again to rewrite it from the state")
 
 
-def _runtime(c: Ceremony, hsm_names: list[str]):
+def _runtime(c: Ceremony, hsm_names: list[str], lineage: str):
     from pki_ceremony.steps.runtime import Runtime
     from pki_ceremony.steps.secrets import resolve_pin
 
@@ -166,4 +167,5 @@ def _runtime(c: Ceremony, hsm_names: list[str]):
         pins[name] = resolve_pin(spec.pin, f"hsm '{name}' (token '{spec.token}')")
         if spec.so_pin is not None:
             so_pins[name] = resolve_pin(spec.so_pin, f"security officer of hsm '{name}'")
-    return Runtime(c.model.hsms, c.workspace.root, pins, so_pins)
+    return Runtime(c.model.hsms, c.workspace.root, pins, so_pins, lineage=lineage,
+                   ceremony_name=c.model.metadata.name, aws_settings=c.model.aws, aws_waiter_delay=c.aws_waiter_delay)

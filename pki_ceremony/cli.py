@@ -37,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="make STEP (and what depends on it) anew")
     ap.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     cmd("status", "show the CA hierarchy and how far the ceremony got")
+    rh = sub.add_parser("rehearse", help="run the ceremony on SoftHSM and a local AWS stand-in",
+                        description="Run the ceremony with every HSM replaced by a SoftHSM2 token and AWS by a "
+                                    "local stand-in that applies AWS's rules. Nothing real is touched.")
+    rh.add_argument("file", help="the ceremony file (YAML)")
+    rh.add_argument("--workspace", help="workspace directory (default: a new temporary one)")
+    rh.add_argument("--yes", "-y", action="store_true", help="accepted for symmetry; a rehearsal never asks")
+    rh.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    rh.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
@@ -56,6 +64,8 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from pki_ceremony import app, render
 
+    if args.command == "rehearse":
+        return _rehearse(args)
     c = app.open_ceremony(args.file, args.workspace)
     if args.command == "validate":
         print(f"{args.file}: valid ceremony '{c.model.metadata.name}': {len(c.model.cas())} CAs, "
@@ -67,7 +77,12 @@ def run(argv: list[str]) -> int:
     if args.command == "status":
         print(render.status_text(c, app.plan(c)))
         return 0
-    # apply
+    return _apply(c, args, confirm=_confirm(args.yes))
+
+
+def _apply(c, args, *, confirm) -> int:
+    from pki_ceremony import app, render
+
     progress = render.Progress(quiet=args.quiet)
     observer = render.Fanout(progress, render.Transcript(c.workspace.root / "ceremony-log.jsonl"))
     shown = []
@@ -77,7 +92,7 @@ def run(argv: list[str]) -> int:
         if not args.quiet:
             print(render.plan_text(p, args.file, c.workspace.root) + "\n")
 
-    plan, report = app.apply(c, confirm=_confirm(args.yes), observer=observer, replace=tuple(args.replace),
+    plan, report = app.apply(c, confirm=confirm, observer=observer, replace=tuple(getattr(args, "replace", ())),
                              on_plan=on_plan)
     if report is None:
         if not shown or not args.quiet:
@@ -87,7 +102,34 @@ def run(argv: list[str]) -> int:
           + (f", {len(report.artifacts_restored)} artifacts restored" if report.artifacts_restored else "")
           + f", in {report.seconds:.1f}s.")
     print(f"Artifacts: {c.workspace.artifacts_dir}")
+    _print_api_calls(report)
     return 0
+
+
+def _print_api_calls(report) -> None:
+    if not report.api_calls:
+        return
+    from pki_ceremony.steps.aws_clients import is_mutating
+
+    total = sum(sum(calls.values()) for calls in report.api_calls.values())
+    mutating = sum(n for calls in report.api_calls.values() for op, n in calls.items() if is_mutating(op))
+    print(f"AWS API calls: {total} ({mutating} mutating)")
+    for step, calls in report.api_calls.items():
+        print(f"  {step}: " + ", ".join(f"{op} x{n}" for op, n in sorted(calls.items())))
+
+
+def _rehearse(args) -> int:
+    from pki_ceremony import rehearse
+
+    c = rehearse.rehearsal_ceremony(args.file, args.workspace)
+    print(f"Rehearsal of {args.file}: every HSM is a SoftHSM2 token, AWS is a local stand-in.")
+    print(f"Rehearsal workspace: {c.workspace.root}")
+    with rehearse.stand_in(c) as url:
+        if url:
+            print(f"AWS stand-in: {url}")
+        code = _apply(c, args, confirm=lambda plan: True)
+    print(f"Rehearsal workspace (artifacts to inspect): {c.workspace.root}")
+    return code
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,7 @@ class KeyAlgorithm(str, Enum):
     RSA_4096 = "RSA_4096"
     EC_prime256v1 = "EC_prime256v1"
     EC_secp384r1 = "EC_secp384r1"
+    EC_secp521r1 = "EC_secp521r1"  # Private CA only
 
     @property
     def family(self) -> str:
@@ -35,11 +36,7 @@ class KeyAlgorithm(str, Enum):
 
     @property
     def size(self) -> int:
-        return {"EC_prime256v1": 256, "EC_secp384r1": 384}.get(self.value) or int(self.value[4:])
-
-    @property
-    def curve(self) -> str | None:
-        return {"EC_prime256v1": "secp256r1", "EC_secp384r1": "secp384r1"}.get(self.value)
+        return {"EC_prime256v1": 256, "EC_secp384r1": 384, "EC_secp521r1": 521}.get(self.value) or int(self.value[4:])
 
 
 class SigningAlgorithm(str, Enum):
@@ -59,7 +56,13 @@ class SigningAlgorithm(str, Enum):
         return self.value[:6]  # SHA256 / SHA384 / SHA512
 
 
+HSM_KEY_ALGORITHMS = {KeyAlgorithm.RSA_2048, KeyAlgorithm.RSA_3072, KeyAlgorithm.RSA_4096,
+                      KeyAlgorithm.EC_prime256v1, KeyAlgorithm.EC_secp384r1}
+
+
 def default_signing_algorithm(key: KeyAlgorithm) -> SigningAlgorithm:
+    if key is KeyAlgorithm.EC_secp521r1:
+        return SigningAlgorithm.SHA512WITHECDSA
     if key is KeyAlgorithm.EC_secp384r1:
         return SigningAlgorithm.SHA384WITHECDSA
     if key.family == "EC":
@@ -173,7 +176,35 @@ class LocalBackend(Strict):
     hsm: str = Field(description="Name of an entry in `hsms`.")
 
 
-Backend = Annotated[Union[LocalBackend], Field(discriminator="type")]
+class CrlConfig(Strict):
+    s3_bucket: str = Field(min_length=3, max_length=63, description="Bucket Private CA publishes the CRL to.")
+    expiration_days: int = Field(7, ge=1, le=5000)
+    custom_cname: str | None = Field(None, max_length=253)
+
+
+class RevocationConfig(Strict):
+    crl: CrlConfig | None = None
+    ocsp: bool = Field(False, description="Turn on Private CA's OCSP responder.")
+
+
+class AwsPcaBackend(Strict):
+    """The subordinate lives in AWS Private CA (acm-pca): its key never leaves AWS."""
+
+    type: Literal["aws-pca"]
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags for the CA, besides the "
+                                 "pki-ceremony:* tags the tool sets to find it again.")
+    revocation: RevocationConfig | None = None
+
+
+Backend = Annotated[Union[LocalBackend, AwsPcaBackend], Field(discriminator="type")]
+
+
+class AwsSettings(Strict):
+    """Where the AWS side lives. Credentials come the way boto3 finds them, never from this file."""
+
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+                               description="Region (default: AWS_REGION / AWS_DEFAULT_REGION).")
+    profile: str | None = Field(None, description="Named profile of the shared AWS config.")
 
 
 class RootSpec(Strict):
@@ -220,6 +251,7 @@ class Ceremony(Strict):
     kind: Literal["Ceremony"]
     metadata: Metadata
     hsms: dict[Name, HsmSpec] = Field(min_length=1)
+    aws: AwsSettings | None = None
     hierarchy: Hierarchy
 
     def cas(self) -> list[RootSpec | SubordinateSpec]:
@@ -234,5 +266,14 @@ class Ceremony(Strict):
     def key_label(self, ca: RootSpec | SubordinateSpec) -> str:
         return ca.key.label or f"{self.metadata.name}-{ca.name}"
 
-    def hsm_of(self, ca: RootSpec | SubordinateSpec) -> str:
-        return ca.hsm if isinstance(ca, RootSpec) else ca.backend.hsm
+    def hsm_of(self, ca: RootSpec | SubordinateSpec) -> str | None:
+        """The HSM holding the CA's key; None for a CA whose key lives in Private CA."""
+        if isinstance(ca, RootSpec):
+            return ca.hsm
+        return ca.backend.hsm if isinstance(ca.backend, LocalBackend) else None
+
+    def backend_type(self, ca: RootSpec | SubordinateSpec) -> str:
+        return "local" if isinstance(ca, RootSpec) else ca.backend.type
+
+    def uses_aws(self) -> bool:
+        return any(self.backend_type(ca) == "aws-pca" for ca in self.cas())

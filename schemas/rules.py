@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
-from .ceremony import Ceremony, RootSpec, SubordinateSpec, add_validity
+from .ceremony import HSM_KEY_ALGORITHMS, Ceremony, RootSpec, SubordinateSpec, add_validity
 
 Problem = tuple[tuple, str, "str | None"]
 CA = RootSpec | SubordinateSpec
@@ -60,7 +60,7 @@ def hsms_exist(c: Ceremony) -> Iterator[Problem]:
     for ca in c.cas():
         hsm = c.hsm_of(ca)
         field = ("hsm",) if isinstance(ca, RootSpec) else ("backend", "hsm")
-        if hsm not in c.hsms:
+        if hsm is not None and hsm not in c.hsms:
             yield (_sub_path(c, ca, *field), f"HSM '{hsm}' is not declared under hsms",
                    "declared HSMs: " + ", ".join(sorted(c.hsms)))
 
@@ -76,7 +76,7 @@ def algorithm_families(c: Ceremony) -> Iterator[Problem]:
 def labels_unique_per_token(c: Ceremony) -> Iterator[Problem]:
     seen: dict[tuple[str, str], str] = {}
     for ca in c.cas():
-        hsm = c.hsms.get(c.hsm_of(ca))
+        hsm = c.hsms.get(c.hsm_of(ca) or "")
         if hsm is None:
             continue
         key = (hsm.provider, hsm.module or "", hsm.token, c.key_label(ca))
@@ -186,9 +186,39 @@ def validity_inside_issuer(c: Ceremony) -> Iterator[Problem]:
                    "a second-level subordinate must have a strictly shorter validity")
 
 
+PCA_TEMPLATE_PATH_LENS = range(0, 4)  # SubordinateCACertificate_PathLen0..3/V1
+
+
+def backend_fields(c: Ceremony) -> Iterator[Problem]:
+    """What a backend cannot do: HSM key algorithms, labels and exportability, Private CA templates."""
+    by_name = {x.name: x for x in c.cas()}
+    for ca in c.cas():
+        kind = c.backend_type(ca)
+        if kind == "local" and ca.key.algorithm not in HSM_KEY_ALGORITHMS:
+            yield (_sub_path(c, ca, "key", "algorithm"), f"{ca.key.algorithm.value} is offered by Private CA only",
+                   "HSM keys: RSA_2048, RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1")
+        if kind == "aws-pca":
+            if ca.key.label is not None:
+                yield (_sub_path(c, ca, "key", "label"), "a Private CA key has no label: AWS holds it", None)
+            if ca.key.exportable:
+                yield (_sub_path(c, ca, "key", "exportable"), "a Private CA key can never be exported", None)
+        issuer = by_name.get(getattr(ca, "issuer", None) or "")
+        if issuer is not None and c.backend_type(issuer) == "aws-pca":
+            if ca.path_len is None or ca.path_len not in PCA_TEMPLATE_PATH_LENS:
+                yield (_sub_path(c, ca, "path_len"),
+                       f"'{ca.name}' is issued by Private CA ('{issuer.name}'), whose CA templates set pathLen 0 to 3: "
+                       "give path_len 0, 1, 2 or 3", None)
+
+
+def aws_region(c: Ceremony) -> Iterator[Problem]:
+    if c.aws is not None and not c.uses_aws():
+        yield ("aws",), "an 'aws' section, but no CA uses the aws-pca backend", "remove it, or use it"
+
+
 RULES: list[Callable[[Ceremony], Iterator[Problem]]] = [
     names_unique, issuers_exist, no_cycles, hsms_exist, algorithm_families,
     labels_unique_per_token, subjects_unique, path_lengths, root_validity, validity_inside_issuer,
+    backend_fields, aws_region,
 ]
 
 

@@ -1,7 +1,8 @@
-"""Step plugins: what happens inside HSMs (and, later, AWS). Each knows nothing about the DAG."""
+"""Step plugins: what happens inside HSMs and AWS. Each knows nothing about the DAG."""
 
 
 def builtin_plugins():
-    from .hsm_steps import BUILTIN
+    from .aws_pca_steps import BUILTIN as AWS_PCA
+    from .hsm_steps import BUILTIN as HSM
 
-    return BUILTIN
+    return HSM + AWS_PCA

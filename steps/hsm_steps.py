@@ -144,11 +144,11 @@ class HsmImportCertificate(StepPlugin):
         csr = x509.load_pem_x509_csr(call.inputs["csr"]["csr_pem"].encode())
         chain_pem = _chain_pem(call.inputs["issuer_certificate"])
         check_before_import(cert, csr, load_chain(chain_pem))
-        key = hsm_keys.KeyRef.from_outputs(call.inputs["key"])
+        key = hsm_keys.KeyRef.from_outputs(call.inputs["ca"])
         if not same_key(cert.public_key(), key.public_key()):
             raise CertificateError("the certificate is not for the key on the token")
         der = cert.public_bytes(Encoding.DER)
-        token = ctx.token(call.inputs["key"]["hsm"])
+        token = ctx.token(call.inputs["ca"]["hsm"])
         with token.session() as s:
             found = list(s.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key.key_id,
                                         Attribute.LABEL: key.label}))

@@ -20,11 +20,26 @@ from .secrets import Secret
 
 class Runtime:
     def __init__(self, hsms: Mapping[str, HsmSpec], workspace: Path, pins: Mapping[str, Secret],
-                 so_pins: Mapping[str, Secret] | None = None):
+                 so_pins: Mapping[str, Secret] | None = None, *, lineage: str = "", ceremony_name: str = "",
+                 aws_settings=None, aws_waiter_delay: float | None = None):
         self.hsms, self.workspace = dict(hsms), Path(workspace)
         self._pins, self._so_pins = dict(pins), dict(so_pins or {})
         self._tokens: dict[str, Token] = {}
         self._softhsm_ready = False
+        self.lineage, self.ceremony_name = lineage, ceremony_name
+        self._aws_settings, self._aws_waiter_delay = aws_settings, aws_waiter_delay
+        self._aws = None
+
+    @property
+    def aws(self):
+        """boto3 clients for the ceremony's AWS side, made on first use (boto3 is imported then)."""
+        if self._aws is None:
+            from .aws_clients import AwsClients
+
+            s = self._aws_settings
+            self._aws = AwsClients(s.region if s else None, s.profile if s else None,
+                                   waiter_delay=self._aws_waiter_delay)
+        return self._aws
 
     def softhsm_dir(self) -> Path:
         return self.workspace / "softhsm"

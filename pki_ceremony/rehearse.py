@@ -1,0 +1,68 @@
+"""`pki-ceremony rehearse FILE`: run a ceremony with nothing real behind it.
+
+Every HSM becomes a SoftHSM2 token in the workspace (same token label, same PIN source), and
+AWS becomes the local stand-in (`pki_ceremony.rehearsal`) on 127.0.0.1, which speaks the AWS
+protocol and applies AWS's rules. The same ceremony file that will be run against real AWS is
+rehearsed unchanged. The stand-in's state is kept in the workspace, so an interrupted
+rehearsal resumes like a real ceremony.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from pki_ceremony.engine.compiler import compile_ceremony
+from pki_ceremony.engine.workspace import Workspace
+from pki_ceremony.schemas.ceremony import AwsSettings
+from pki_ceremony.schemas.loader import LoadedCeremony, load_ceremony
+
+from .app import Ceremony
+
+DEFAULT_REGION = "us-east-1"
+# Rehearsal credentials: fixed dummies, so nothing on the machine (profiles, SSO) is used.
+_AWS_ENV = {"AWS_ACCESS_KEY_ID": "rehearsal", "AWS_SECRET_ACCESS_KEY": "rehearsal",
+            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+
+def rehearsal_ceremony(path: str | Path, workspace: str | Path | None) -> Ceremony:
+    loaded = load_ceremony(path)
+    model = loaded.model
+    hsms = {n: h.model_copy(update={"provider": "softhsm", "module": None}) for n, h in model.hsms.items()}
+    aws = None
+    if model.uses_aws():
+        aws = AwsSettings(region=(model.aws.region if model.aws else None) or DEFAULT_REGION)
+    rehearsed = model.model_copy(update={"hsms": hsms, "aws": aws})
+    root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="pki-ceremony-rehearsal-"))
+    return Ceremony(LoadedCeremony(rehearsed, loaded.path, loaded.source), compile_ceremony(rehearsed),
+                    Workspace(root), aws_waiter_delay=1)
+
+
+@contextmanager
+def stand_in(c: Ceremony) -> Iterator[str | None]:
+    """The AWS stand-in, serving for the life of the block, with boto3 pointed at it."""
+    if not c.model.uses_aws():
+        yield None
+        return
+    from pki_ceremony.rehearsal import Settings, StandInServer
+
+    c.workspace.create()
+    state = c.workspace.root / "rehearsal" / "aws-stand-in.json"
+    state.parent.mkdir(mode=0o700, exist_ok=True)
+    server = StandInServer(state_file=str(state), settings=Settings(pending_polls=1))
+    url = server.start()
+    saved = {k: os.environ.get(k) for k in [*server.endpoint_env(), *_AWS_ENV, "AWS_PROFILE", "AWS_ENDPOINT_URL"]}
+    os.environ.update({**server.endpoint_env(), **_AWS_ENV})
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        yield url
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
