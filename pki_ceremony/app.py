@@ -93,6 +93,18 @@ def check_pin_sources(c: Ceremony, hsm_names: list[str]) -> None:
                                             hint="PINs come from the environment or a prompt, never the file")
 
 
+def check_aws_settings(c: Ceremony, p: Plan) -> None:
+    """A plan that calls AWS needs a region before anything starts (credentials are boto3's business)."""
+    import os
+
+    if not any(r.startswith("aws:") for r in p.resources_needed()):
+        return
+    if (c.model.aws and c.model.aws.region) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
+        return
+    raise c.loaded.source.error(("aws",) if c.model.aws else (), "no AWS region for the aws-pca steps",
+                                hint="set aws.region in the ceremony file, or AWS_REGION")
+
+
 def apply(c: Ceremony, *, confirm: Callable[[Plan], bool], observer: Observer,
           replace: tuple[str, ...] = (), on_plan: Callable[[Plan], None] | None = None,
           max_workers: int = 1) -> tuple[Plan, ApplyReport | None]:
@@ -117,6 +129,7 @@ def _apply_locked(c: Ceremony, lock: WorkspaceLock | None, *, confirm, observer,
     if not first.has_work:
         return first, None
     check_pin_sources(c, hsms_needed(first))
+    check_aws_settings(c, first)
     if first.to_run and not confirm(first):
         raise PlanRefused("not confirmed; nothing was done", hint="answer 'yes', or pass --yes")
     if lock is None:  # a new workspace: create it, lock it, and plan again under the lock

@@ -18,6 +18,8 @@ from pki_ceremony.errors import AuthenticationError, CeremonyError
 
 MUTATING_PREFIXES = ("Create", "Delete", "Import", "Issue", "Modify", "Copy", "Restore", "Revoke", "Tag", "Untag",
                      "Update", "Put", "Initialize")
+CRASH_ENV = "PKI_CEREMONY_TEST_CRASH_AWS_CALL"  # test hook: SIGKILL after the Nth AWS API call returns
+_calls_made = 0
 _CALLS: contextvars.ContextVar[Counter | None] = contextvars.ContextVar("pki_ceremony_aws_calls", default=None)
 
 
@@ -45,8 +47,10 @@ class AwsClients:
             session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
             client = session.client(service, config=Config(retries={"mode": "standard", "max_attempts": 8},
                                                            user_agent_extra="pki-ceremony"))
-            client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}",
-                                        self._count)
+            service_id = client.meta.service_model.service_id.hyphenize()
+            client.meta.events.register(f"before-call.{service_id}", self._count)
+            if os.environ.get(CRASH_ENV):
+                client.meta.events.register(f"after-call.{service_id}", _crash_after_call)
             self._clients[service] = client
         return self._clients[service]
 
@@ -68,6 +72,16 @@ class AwsClients:
 
     def waiter_config(self) -> dict:
         return {"Delay": self.waiter_delay} if self.waiter_delay else {}
+
+
+def _crash_after_call(**_) -> None:
+    """Test hook: die with SIGKILL right after the Nth API call answered (see docs/architecture.md)."""
+    global _calls_made
+    _calls_made += 1
+    if _calls_made == int(os.environ[CRASH_ENV]):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def call(what: str, fn: Callable[..., Any], **kwargs) -> Any:

@@ -35,8 +35,14 @@ class Import:
     """What is about to be imported, parsed once."""
 
     def __init__(self, certificate_pem: str, chain_pem: str, csr_pem: str, ca_type: str):
-        self.certificate_pem, self.chain_pem, self.ca_type = certificate_pem, chain_pem, ca_type
-        self.csr = x509.load_pem_x509_csr(csr_pem.encode())
+        if ca_type not in ("ROOT", "SUBORDINATE"):
+            raise ValueError(f"ca_type must be ROOT or SUBORDINATE, not {ca_type!r}")
+        self.certificate_pem, self.ca_type = certificate_pem, ca_type
+        self.chain_pem = chain_pem if chain_pem.strip() else ""
+        try:
+            self.csr = x509.load_pem_x509_csr(csr_pem.encode())
+        except ValueError as exc:
+            raise ImportRefused(f"csr: the CA's CSR cannot be parsed: {exc}") from None
         self.cert: x509.Certificate | None = None
         self.chain: list[x509.Certificate] = []
 
@@ -65,8 +71,19 @@ def key_matches_csr(i: Import) -> None:
         raise ImportRefused("key: the certificate's public key is not the CA's (the one in its CSR)")
 
 
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """Self-issued AND its signature verifies with its own key (a name match alone is not enough)."""
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        verify_signed_by(cert, cert.public_key())
+    except CertificateError:
+        return False
+    return True
+
+
 def self_signed_rules(i: Import) -> None:
-    self_signed = i.cert.issuer == i.cert.subject
+    self_signed = is_self_signed(i.cert)
     if i.ca_type == "SUBORDINATE" and self_signed:
         raise ImportRefused("self-signed: a self-signed certificate cannot be imported into a subordinate CA")
     if i.ca_type == "ROOT" and not self_signed:
@@ -91,7 +108,7 @@ def chain_order_and_signatures(i: Import) -> None:
         except CertificateError:
             raise ImportRefused(f"chain signature: '{child.subject.rfc4514_string()}' is not signed by the next "
                                 "certificate of the chain") from None
-    if i.chain and i.chain[-1].issuer != i.chain[-1].subject:
+    if i.chain and not is_self_signed(i.chain[-1]):
         raise ImportRefused("chain order: the last certificate of the chain must be the self-signed root")
 
 
