@@ -12,6 +12,9 @@ recorded for this attempt. The engine calls, in order:
    that attempt made and return it as a result, without side effects; None if nothing is there.
 3. `run(call, ctx)`: make it, verify it, return the outputs to checkpoint.
 
+`refresh(call, outputs, ctx)` is used by `plan --refresh` only: it reads the backend and
+reports differences from what was recorded.
+
 `ctx` is whatever the application passes in (HSM sessions, AWS clients, a clock); the engine
 does not look inside it.
 """
@@ -55,6 +58,11 @@ class StepPlugin(ABC):
     @abstractmethod
     def run(self, call: StepCall, ctx: Any) -> StepResult:
         ...
+
+    def refresh(self, call: StepCall, outputs: Mapping[str, Any], ctx: Any) -> list[str]:
+        """For `plan --refresh`: read (never change) the real backend and say how it differs from
+        the recorded outputs. An empty list means it is as recorded."""
+        return []
 
     def resources(self, spec: Mapping[str, Any]) -> tuple[str, ...]:
         """Names of the resources (e.g. `hsm:root-hsm`) the step touches; for PIN collection."""

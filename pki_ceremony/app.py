@@ -107,19 +107,22 @@ def check_aws_settings(c: Ceremony, p: Plan) -> None:
 
 def apply(c: Ceremony, *, confirm: Callable[[Plan], bool], observer: Observer,
           replace: tuple[str, ...] = (), on_plan: Callable[[Plan], None] | None = None,
-          max_workers: int = 1) -> tuple[Plan, ApplyReport | None]:
+          max_workers: int = 1, expect: Callable[[Plan], None] | None = None) -> tuple[Plan, ApplyReport | None]:
+    """`expect`, when given, refuses a plan that is not the one reviewed (apply of a saved plan)."""
     # An existing workspace is locked before its state is read, so a second apply fails at once.
     lock = WorkspaceLock(c.workspace.root).acquire() if c.workspace.exists() else None
     try:
         return _apply_locked(c, lock, confirm=confirm, observer=observer, replace=replace, on_plan=on_plan,
-                             max_workers=max_workers)
+                             max_workers=max_workers, expect=expect or (lambda plan: None))
     finally:
         if lock is not None:
             lock.release()
 
 
-def _apply_locked(c: Ceremony, lock: WorkspaceLock | None, *, confirm, observer, replace, on_plan, max_workers):
+def _apply_locked(c: Ceremony, lock: WorkspaceLock | None, *, confirm, observer, replace, on_plan, max_workers,
+                  expect):
     first = plan(c, replace)
+    expect(first)
     _refuse_changed_artifacts(first)
     if first.problems:
         raise PlanRefused("the plan has drifted or blocked steps: " + ", ".join(s.node.id for s in first.problems),
@@ -136,17 +139,18 @@ def _apply_locked(c: Ceremony, lock: WorkspaceLock | None, *, confirm, observer,
         c.workspace.create()
         lock = WorkspaceLock(c.workspace.root).acquire()
         try:
-            return _run(c, replace, observer, max_workers)
+            return _run(c, replace, observer, max_workers, expect)
         finally:
             lock.release()
-    return _run(c, replace, observer, max_workers)
+    return _run(c, replace, observer, max_workers, expect)
 
 
-def _run(c: Ceremony, replace, observer, max_workers) -> tuple[Plan, ApplyReport | None]:
+def _run(c: Ceremony, replace, observer, max_workers, expect) -> tuple[Plan, ApplyReport | None]:
     store = SqliteStateStore(c.workspace.state_path)
     runtime = None
     try:
         current = _plan(c, store, replace)  # another apply may have finished in between
+        expect(current)
         _refuse_changed_artifacts(current)
         if current.problems:
             raise PlanRefused("the state changed while planning: " + ", ".join(s.node.id for s in current.problems))
@@ -154,6 +158,7 @@ def _run(c: Ceremony, replace, observer, max_workers) -> tuple[Plan, ApplyReport
             return current, None
         store.set_ceremony(c.loaded.fingerprint, c.model.metadata.name)
         runtime = _runtime(c, hsms_needed(current), store.meta().lineage)
+        runtime.on_wait = getattr(observer, "waiting", runtime.on_wait)
         executor = Executor(c.graph, store, c.workspace, registry(), runtime, observer=observer,
                             max_workers=max_workers)
         return current, executor.apply(current)
@@ -163,6 +168,22 @@ def _run(c: Ceremony, replace, observer, max_workers) -> tuple[Plan, ApplyReport
         store.close()
 
 
+def refresh(c: Ceremony, p: Plan) -> dict[str, list[str]]:
+    """Ask the backends whether what the state records still exists. Reads only; needs the PINs."""
+    from pki_ceremony.engine.refresh import refresh as refresh_steps
+
+    done = [s for s in p.steps if s.record is not None and s.record.done]
+    if not done:
+        return {}
+    hsms = sorted({r.split(":", 1)[1] for s in done for r in s.node.resources if r.startswith("hsm:")})
+    check_pin_sources(c, hsms)
+    runtime = _runtime(c, hsms, p.meta.lineage, create_tokens=False)
+    try:
+        return refresh_steps(c.graph, p, registry(), runtime)
+    finally:
+        runtime.close()
+
+
 def _refuse_changed_artifacts(p: Plan) -> None:
     if p.artifacts_changed:
         raise StateError("artifacts differ from what the state recorded: " + ", ".join(p.artifacts_changed),
@@ -170,7 +191,7 @@ def _refuse_changed_artifacts(p: Plan) -> None:
                               "apply again to rewrite it from the state")
 
 
-def _runtime(c: Ceremony, hsm_names: list[str], lineage: str):
+def _runtime(c: Ceremony, hsm_names: list[str], lineage: str, create_tokens: bool = True):
     from pki_ceremony.steps.runtime import Runtime
     from pki_ceremony.steps.secrets import resolve_pin
 
@@ -181,4 +202,5 @@ def _runtime(c: Ceremony, hsm_names: list[str], lineage: str):
         if spec.so_pin is not None:
             so_pins[name] = resolve_pin(spec.so_pin, f"security officer of hsm '{name}'")
     return Runtime(c.model.hsms, c.workspace.root, pins, so_pins, lineage=lineage,
-                   ceremony_name=c.model.metadata.name, aws_settings=c.model.aws, aws_waiter_delay=c.aws_waiter_delay)
+                   ceremony_name=c.model.metadata.name, aws_settings=c.model.aws, aws_waiter_delay=c.aws_waiter_delay,
+                   create_tokens=create_tokens)

@@ -10,8 +10,9 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 
-from pki_ceremony.errors import CeremonyError
+from pki_ceremony.errors import CeremonyError, UsageError
 
 EXIT_INTERRUPTED = 130
 
@@ -31,12 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     cmd("validate", "check a ceremony file; touches nothing")
     pl = cmd("plan", "show what apply would do and why; touches nothing")
     pl.add_argument("--replace", action="append", default=[], metavar="STEP", help="plan to make STEP anew")
-    ap = cmd("apply", "run the ceremony, or finish an interrupted one")
+    pl.add_argument("--out", metavar="PLANFILE", help="also save the plan, for review and 'apply PLANFILE'")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON (schemas/plan.schema.json)")
+    pl.add_argument("--refresh", action="store_true",
+                    help="also ask the HSMs and Private CA whether what the state records still exists (needs PINs)")
+    ap = cmd("apply", "run the ceremony (FILE is a ceremony file, or a plan saved with 'plan --out')")
     ap.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     ap.add_argument("--replace", action="append", default=[], metavar="STEP",
                     help="make STEP (and what depends on it) anew")
     ap.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
-    cmd("status", "show the CA hierarchy and how far the ceremony got")
+    ap.add_argument("--verbose", "-v", action="store_true", help="also print each step's AWS calls")
+    ap.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
+    st = cmd("status", "show the CA hierarchy and how far the ceremony got")
+    st.add_argument("--json", action="store_true", help="print the status as JSON (schemas/status.schema.json)")
     rh = sub.add_parser("rehearse", help="run the ceremony on SoftHSM and a local AWS stand-in",
                         description="Run the ceremony with every HSM replaced by a SoftHSM2 token and AWS by a "
                                     "local stand-in that applies AWS's rules. Nothing real is touched.")
@@ -44,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     rh.add_argument("--workspace", help="workspace directory (default: a new temporary one)")
     rh.add_argument("--yes", "-y", action="store_true", help="accepted for symmetry; a rehearsal never asks")
     rh.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    rh.add_argument("--verbose", "-v", action="store_true", help="also print each step's AWS calls")
+    rh.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
     rh.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -66,24 +76,57 @@ def run(argv: list[str]) -> int:
 
     if args.command == "rehearse":
         return _rehearse(args)
+    saved = None
+    if args.command == "apply":
+        from pki_ceremony.documents import read_plan
+
+        saved = read_plan(Path(args.file))
+    if saved is not None:
+        if args.replace or args.workspace:
+            raise UsageError("a saved plan already fixes --replace and the workspace")
+        args.file, args.workspace, args.replace = saved.ceremony_file, saved.workspace, list(saved.replace)
     c = app.open_ceremony(args.file, args.workspace)
     if args.command == "validate":
         print(f"{args.file}: valid ceremony '{c.model.metadata.name}': {len(c.model.cas())} CAs, "
               f"{len(c.graph)} steps")
         return 0
     if args.command == "plan":
-        print(render.plan_text(app.plan(c, tuple(args.replace)), args.file, c.workspace.root))
+        from pki_ceremony import documents
+
+        p = app.plan(c, tuple(args.replace))
+        found = app.refresh(c, p) if args.refresh else None
+        doc = documents.plan_document(c, p, args.file, tuple(args.replace), found)
+        if args.json:
+            print(doc.model_dump_json(indent=2))
+        else:
+            print(render.plan_text(p, args.file, c.workspace.root, found))
+        if args.out:
+            documents.write_plan(doc, Path(args.out))
+            if not args.json:
+                print(f"\nSaved the plan to {args.out}. Apply exactly this plan with: pki-ceremony apply {args.out}")
         return 0
     if args.command == "status":
-        print(render.status_text(c, app.plan(c)))
+        p = app.plan(c)
+        if args.json:
+            from pki_ceremony import documents
+
+            print(documents.status_document(c, p).model_dump_json(indent=2))
+        else:
+            print(render.status_text(c, p))
         return 0
+    if saved is not None:
+        from pki_ceremony.documents import check_still_current
+
+        # A reviewed plan is applied as it is, without asking again, or refused if anything changed.
+        return _apply(c, args, confirm=lambda plan: True, expect=lambda plan: check_still_current(saved, c, plan))
     return _apply(c, args, confirm=_confirm(args.yes))
 
 
-def _apply(c, args, *, confirm) -> int:
+def _apply(c, args, *, confirm, expect=None) -> int:
     from pki_ceremony import app, render
 
-    progress = render.Progress(quiet=args.quiet)
+    color = not args.no_color and "NO_COLOR" not in os.environ
+    progress = render.progress_for(args.quiet, args.verbose, color)
     observer = render.Fanout(progress, render.Transcript(c.workspace.root / "ceremony-log.jsonl"))
     shown = []
 
@@ -92,8 +135,9 @@ def _apply(c, args, *, confirm) -> int:
         if not args.quiet:
             print(render.plan_text(p, args.file, c.workspace.root) + "\n")
 
-    plan, report = app.apply(c, confirm=confirm, observer=observer, replace=tuple(getattr(args, "replace", ())),
-                             on_plan=on_plan)
+    with progress:
+        plan, report = app.apply(c, confirm=confirm, observer=observer,
+                                 replace=tuple(getattr(args, "replace", ())), on_plan=on_plan, expect=expect)
     if report is None:
         if not shown or not args.quiet:
             print("Nothing to do.")

@@ -22,7 +22,7 @@ WORDS = {Action.CREATE: "to create", Action.RESUME: "to resume", Action.REPLACE:
          Action.DONE: "done", Action.DRIFTED: "drifted", Action.BLOCKED: "blocked"}
 
 
-def plan_text(p: Plan, ceremony_path: str, workspace: Path) -> str:
+def plan_text(p: Plan, ceremony_path: str, workspace: Path, refresh: dict[str, list[str]] | None = None) -> str:
     lines = [f"Ceremony {ceremony_path}", f"Workspace {workspace}"
              + ("" if p.meta else " (new)"), ""]
     width = max((len(s.node.id) for s in p.steps), default=10)
@@ -34,6 +34,8 @@ def plan_text(p: Plan, ceremony_path: str, workspace: Path) -> str:
             lines.append(f"      {'':<{width}}  {s.action.value}: {s.reason}")
         for f in s.changed:
             lines.append(f"      {'':<{width}}  changed: {f}")
+        for finding in (refresh or {}).get(s.node.id, []):
+            lines.append(f"      {'':<{width}}  refresh: {finding}")
     counts = p.counts
     lines += ["", "Plan: " + ", ".join(f"{counts.get(a, 0)} {WORDS[a]}" for a in ORDER if counts.get(a) or
                                         a in (Action.CREATE, Action.DONE)) + "."]
@@ -42,16 +44,29 @@ def plan_text(p: Plan, ceremony_path: str, workspace: Path) -> str:
                      + ", ".join(p.artifacts_missing))
     if p.artifacts_changed:
         lines.append("Artifact file(s) changed by hand (apply refuses): " + ", ".join(p.artifacts_changed))
+    if refresh is not None:
+        differing = sum(1 for v in refresh.values() if v)
+        lines.append(f"Refresh: {len(refresh)} finished step(s) checked against the backends, "
+                     f"{differing} differ from the state.")
     if not p.has_work and not p.problems:
         lines.append("Nothing to do: every step is done and matches the ceremony file.")
     return "\n".join(lines)
 
 
 class Progress:
-    """Prints one line as each step starts and ends."""
+    """Plain progress: one line as each step starts and ends (not on a terminal, or --no-color)."""
 
-    def __init__(self, out: TextIO = sys.stdout, quiet: bool = False):
-        self.out, self.quiet, self.t0 = out, quiet, time.monotonic()
+    def __init__(self, out: TextIO = sys.stdout, quiet: bool = False, verbose: bool = False):
+        self.out, self.quiet, self.verbose, self.t0 = out, quiet, verbose, time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def waiting(self, what: str) -> None:
+        self._say(f"        waiting for {what}")
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -63,9 +78,66 @@ class Progress:
     def step_finished(self, node: StepNode, result: StepResult, seconds: float) -> None:
         verb = "adopted" if result.adopted else "done"
         self._say(f"        {node.id}: {verb} in {seconds:.2f}s" + (f" ({result.summary})" if result.summary else ""))
+        if self.verbose and result.api_calls:
+            self._say("        AWS calls: " + ", ".join(f"{op} x{n}" for op, n in sorted(result.api_calls.items())))
 
     def step_failed(self, node: StepNode, error: BaseException) -> None:
         self._say(f"        {node.id}: FAILED")
+
+
+class LiveProgress:
+    """On a terminal: a live bar (step n of m, the current step, elapsed time, what it waits for),
+    with a line printed above it as each step ends."""
+
+    def __init__(self, verbose: bool = False):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn,
+                                   TextColumn, TimeElapsedColumn)
+
+        self.console = Console()
+        self.verbose = verbose
+        self.bar = RichProgress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=True)
+        self.task = None
+        self.current = ""
+
+    def __enter__(self):
+        return self  # the live display starts with the first step, after any confirmation prompt
+
+    def __exit__(self, *exc):
+        if self.task is not None:
+            self.bar.stop()
+        return None
+
+    def step_started(self, node, action, index, total):
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("", total=total)
+        self.current = f"{node.id}: {node.title}"
+        self.bar.update(self.task, description=self.current)
+
+    def waiting(self, what: str) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, description=f"{self.current} [dim](waiting for {what})[/dim]")
+
+    def step_finished(self, node, result, seconds):
+        verb = "adopted" if result.adopted else "done"
+        self.console.print(f"[green]✓[/green] {node.id} {verb} in {seconds:.2f}s"
+                           + (f" [dim]({result.summary})[/dim]" if result.summary else ""), highlight=False)
+        if self.verbose and result.api_calls:
+            self.console.print("    AWS calls: " + ", ".join(f"{op} x{n}" for op, n in sorted(result.api_calls.items())),
+                               highlight=False)
+        self.bar.advance(self.task)
+
+    def step_failed(self, node, error):
+        self.console.print(f"[red]✗[/red] {node.id} failed", highlight=False)
+
+
+def progress_for(quiet: bool, verbose: bool, color: bool):
+    """Rich live progress on a terminal; plain lines otherwise, with --no-color, or with --quiet."""
+    if not quiet and color and sys.stdout.isatty():
+        return LiveProgress(verbose)
+    return Progress(quiet=quiet, verbose=verbose)
 
 
 class Transcript:
@@ -94,6 +166,11 @@ class Fanout:
     def __init__(self, *observers):
         self.observers = observers
 
+    def waiting(self, what: str) -> None:
+        for o in self.observers:
+            if hasattr(o, "waiting"):
+                o.waiting(what)
+
     def __getattr__(self, name):
         def call(*args):
             for o in self.observers:
@@ -102,37 +179,32 @@ class Fanout:
 
 
 def status_text(c, p: Plan) -> str:
-    """The CA hierarchy as a tree: name, key, validity, fingerprint, backend, status."""
-    model = c.model
+    """The CA hierarchy as a tree: name, key algorithm, backend, status, validity, fingerprint."""
+    from pki_ceremony.documents import ca_statuses
+
+    cas = ca_statuses(c, p)
     children: dict[str | None, list] = {}
-    for ca in model.cas():
+    for ca in cas:
         children.setdefault(ca.issuer, []).append(ca)
-    steps = {s.node.id: s for s in p.steps}
-    lines = [f"{model.metadata.name}  ({c.workspace.root})"]
+    lines = [f"{c.model.metadata.name}  ({c.workspace.root})"]
 
-    def ca_status(name: str) -> tuple[str, dict | None]:
-        mine = [s for sid, s in steps.items() if sid.startswith(name + "/")]
-        last = mine[-1]
-        outputs = last.record.outputs if last.record and last.record.done else None
-        if all(s.action is Action.DONE for s in mine):
-            return "complete", outputs
-        if any(s.action in (Action.DRIFTED, Action.BLOCKED) for s in mine):
-            return "drifted", outputs
-        done = sum(s.action is Action.DONE for s in mine)
-        return ("not started" if done == 0 else f"{done}/{len(mine)} steps"), outputs
-
-    def walk(ca, prefix: str, last: bool) -> None:
-        state, out = ca_status(ca.name)
-        backend = "hsm " + model.hsm_of(ca)
-        line = f"{ca.name}: {ca.subject.common_name} [{ca.key.algorithm.value}, {backend}] {state}"
-        if out and out.get("not_after"):
-            line += f", until {out['not_after'][:10]}, sha256 {out['sha256_fingerprint'][:16]}…"
+    def line(ca) -> str:
+        text = f"{ca.name}: {ca.common_name} [{ca.key_algorithm}, {ca.backend}] {ca.status}"
+        if ca.status != "complete":
+            text += f" ({ca.steps_done}/{ca.steps_total} steps)"
+        if ca.not_after:
+            text += f", until {ca.not_after[:10]}, sha256 {ca.sha256_fingerprint}"
         else:
-            line += f", validity {ca.validity.describe()}"
-        lines.append(prefix + ("└── " if last else "├── ") + line if prefix or ca.issuer else line)
-        kids = children.get(ca.name, [])
-        for i, kid in enumerate(kids):
-            walk(kid, prefix + ("    " if last else "│   ") if (prefix or ca.issuer) else " ", i == len(kids) - 1)
+            text += f", validity {ca.validity}"
+        return text + (f", {ca.arn}" if ca.arn else "")
 
-    walk(model.hierarchy.root, "", True)
+    def walk(ca, prefix: str, last: bool, top: bool) -> None:
+        lines.append(line(ca) if top else prefix + ("└── " if last else "├── ") + line(ca))
+        kids = children.get(ca.name, [])
+        below = "" if top else prefix + ("    " if last else "│   ")
+        for i, kid in enumerate(kids):
+            walk(kid, below, i == len(kids) - 1, False)
+
+    for root in children.get(None, []):
+        walk(root, "", True, True)
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Export the JSON Schemas of the ceremony file (and, later, of plans) from the pydantic models.
+"""Export the JSON Schemas of the ceremony file, of plans and of status from the pydantic models.
 
     python -m pki_ceremony.schemas.export          # rewrite schemas/*.schema.json
     python -m pki_ceremony.schemas.export --check  # exit 1 if they are out of date
@@ -24,8 +24,20 @@ def ceremony_schema() -> dict:
             "title": "pki-ceremony ceremony file (v1)", **schema}
 
 
+def document_schema(model, name: str, title: str) -> dict:
+    schema = model.model_json_schema(mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://pki-ceremony.dev/schemas/{name}", "title": title, **schema}
+
+
 def rendered() -> dict[str, str]:
-    return {"ceremony.schema.json": json.dumps(ceremony_schema(), indent=2, sort_keys=True) + "\n"}
+    from .plan_document import PlanDocument, StatusDocument
+
+    docs = {"ceremony.schema.json": ceremony_schema(),
+            "plan.schema.json": document_schema(PlanDocument, "plan.schema.json", "pki-ceremony plan (format 1)"),
+            "status.schema.json": document_schema(StatusDocument, "status.schema.json",
+                                                  "pki-ceremony status (format 1)")}
+    return {name: json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in docs.items()}
 
 
 def main(argv: list[str]) -> int:

@@ -95,6 +95,9 @@ class AwsPcaCreate(StepPlugin):
             result.api_calls = dict(calls)
         return result
 
+    def refresh(self, call_: StepCall, outputs: dict, ctx: Runtime) -> list[str]:
+        return _ca_differences(ctx, outputs["arn"], None)
+
     def run(self, call_: StepCall, ctx: Runtime) -> StepResult:
         spec = call_.spec
         with ctx.aws.counting() as calls:
@@ -121,6 +124,7 @@ class AwsPcaCsr(StepPlugin):
         arn = call_.inputs["ca"]["arn"]
         pca = _pca(ctx)
         with ctx.aws.counting() as calls:
+            ctx.waiting(f"Private CA to make the CSR of {arn}")
             waiter = pca.get_waiter("certificate_authority_csr_created")
             call("wait for the CSR", waiter.wait, CertificateAuthorityArn=arn, WaiterConfig=ctx.aws.waiter_config())
             pem = call("fetch the CSR", pca.get_certificate_authority_csr, CertificateAuthorityArn=arn)["Csr"]
@@ -157,6 +161,7 @@ class AwsPcaIssueCa(StepPlugin):
                             TemplateArn=f"arn:aws:acm-pca:::template/{call_.spec['template']}",
                             Validity={"Value": int(not_after.timestamp()), "Type": "ABSOLUTE"},
                             IdempotencyToken=call_.intent["idempotency_token"])["CertificateArn"]
+            ctx.waiting(f"Private CA to issue {cert_arn}")
             call("wait for the certificate", pca.get_waiter("certificate_issued").wait,
                  CertificateAuthorityArn=issuer_arn, CertificateArn=cert_arn, WaiterConfig=ctx.aws.waiter_config())
             got = call("fetch the certificate", pca.get_certificate, CertificateAuthorityArn=issuer_arn,
@@ -187,8 +192,28 @@ def _same_pem(a: str, b: str) -> bool:
     return [to_pem(c) for c in load_chain(a)] == [to_pem(c) for c in load_chain(b)]
 
 
+def _ca_differences(ctx: Runtime, arn: str, certificate_pem: str | None) -> list[str]:
+    """How the CA in Private CA differs from what the state recorded (read-only)."""
+    from botocore.exceptions import ClientError
+
+    pca = _pca(ctx)
+    try:
+        ca = pca.describe_certificate_authority(CertificateAuthorityArn=arn)["CertificateAuthority"]
+    except ClientError as exc:
+        return [f"{arn}: {exc.response.get('Error', {}).get('Code', 'error')}"]
+    if certificate_pem is None:
+        return [] if ca["Status"] in ("PENDING_CERTIFICATE", "ACTIVE") else [f"{arn} is {ca['Status']}"]
+    if ca["Status"] != "ACTIVE":
+        return [f"{arn} is {ca['Status']}, not ACTIVE"]
+    have = pca.get_certificate_authority_certificate(CertificateAuthorityArn=arn)["Certificate"]
+    return [] if _same_pem(have, certificate_pem) else [f"{arn} holds another certificate than recorded"]
+
+
 class AwsPcaImport(StepPlugin):
     kind = "aws_pca.import"
+
+    def refresh(self, call_: StepCall, outputs: dict, ctx: Runtime) -> list[str]:
+        return _ca_differences(ctx, outputs["arn"], outputs["certificate_pem"])
 
     def run(self, call_: StepCall, ctx: Runtime) -> StepResult:
         arn = call_.inputs["ca"]["arn"]

@@ -53,6 +53,15 @@ class HsmKeyPair(StepPlugin):
         return StepResult(_key_outputs(call.spec, ref, attrs),
                           summary=f"adopted key '{ref.label}' made by the interrupted run")
 
+    def refresh(self, call: StepCall, outputs: dict, ctx: Runtime) -> list[str]:
+        token = ctx.token(call.spec["hsm"]["name"])
+        ref = hsm_keys.find(token, bytes.fromhex(outputs["key_id"]), outputs["label"], call.spec["algorithm"])
+        if ref is None:
+            return [f"the key '{outputs['label']}' (id {outputs['key_id']}) is not on {token.describe()}"]
+        if ref.public_key_pem != outputs["public_key_pem"]:
+            return [f"the key '{outputs['label']}' on {token.describe()} has another public key than recorded"]
+        return []
+
     def run(self, call: StepCall, ctx: Runtime) -> StepResult:
         token = ctx.token(call.spec["hsm"]["name"])
         ref = hsm_keys.generate(token, call.spec["algorithm"], bytes.fromhex(call.intent["key_id"]),
@@ -138,6 +147,17 @@ def _chain_pem(issuer_outputs: dict) -> str:
 
 class HsmImportCertificate(StepPlugin):
     kind = "hsm.import_certificate"
+
+    def refresh(self, call: StepCall, outputs: dict, ctx: Runtime) -> list[str]:
+        key = hsm_keys.KeyRef.from_outputs(call.inputs["ca"])
+        der = load_cert(outputs["certificate_pem"]).public_bytes(Encoding.DER)
+        token = ctx.token(call.inputs["ca"]["hsm"])
+        with token.session() as s:
+            found = [o[Attribute.VALUE] for o in s.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE,
+                                                                 Attribute.ID: key.key_id, Attribute.LABEL: key.label})]
+        if der not in found:
+            return [f"the certificate of '{key.label}' is not on {token.describe()}"]
+        return [] if len(found) == 1 else [f"{token.describe()} holds {len(found)} certificates for '{key.label}'"]
 
     def run(self, call: StepCall, ctx: Runtime) -> StepResult:
         cert = load_cert(call.inputs["certificate"]["certificate_pem"])

@@ -21,7 +21,7 @@ from .secrets import Secret
 class Runtime:
     def __init__(self, hsms: Mapping[str, HsmSpec], workspace: Path, pins: Mapping[str, Secret],
                  so_pins: Mapping[str, Secret] | None = None, *, lineage: str = "", ceremony_name: str = "",
-                 aws_settings=None, aws_waiter_delay: float | None = None):
+                 aws_settings=None, aws_waiter_delay: float | None = None, create_tokens: bool = True):
         self.hsms, self.workspace = dict(hsms), Path(workspace)
         self._pins, self._so_pins = dict(pins), dict(so_pins or {})
         self._tokens: dict[str, Token] = {}
@@ -29,6 +29,12 @@ class Runtime:
         self.lineage, self.ceremony_name = lineage, ceremony_name
         self._aws_settings, self._aws_waiter_delay = aws_settings, aws_waiter_delay
         self._aws = None
+        self._create_tokens = create_tokens  # False for read-only uses (plan --refresh)
+        self.on_wait = lambda what: None  # set by the application to show waits in its progress display
+
+    def waiting(self, what: str) -> None:
+        """A step says what it is waiting for (an AWS waiter, an HSM coming up)."""
+        self.on_wait(what)
 
     @property
     def aws(self):
@@ -56,6 +62,9 @@ class Runtime:
         if self._softhsm_ready or not names:
             return []
         softhsm.prepare_config(self.softhsm_dir())
+        if not self._create_tokens:
+            self._softhsm_ready = True
+            return []
         made = softhsm.ensure_tokens([(self.hsms[n].token, self._pins[n], self._so_pins.get(n)) for n in names])
         self._softhsm_ready = True
         return made
