@@ -24,7 +24,8 @@ def _hsm_ref(model: Ceremony, name: str) -> dict[str, Any]:
 def _ca_path(model: Ceremony, ca: RootSpec | SubordinateSpec) -> tuple:
     if isinstance(ca, RootSpec):
         return ("hierarchy", "root")
-    return ("hierarchy", "subordinates", model.hierarchy.subordinates.index(ca))
+    # By identity: list.index would compare pydantic models field by field (slow for many CAs).
+    return ("hierarchy", "subordinates", next(i for i, c in enumerate(model.hierarchy.subordinates) if c is ca))
 
 
 def _key_step(model: Ceremony, ca: RootSpec | SubordinateSpec) -> StepNode:
@@ -69,6 +70,7 @@ def _subordinate_steps(model: Ceremony, ca: SubordinateSpec) -> tuple[StepNode, 
         spec={"aws": _aws_ref(model), "key_algorithm": ca.key.algorithm.value,
               "signing_algorithm": model.signing_algorithm(ca).value,
               "subject": ca.subject.model_dump(exclude_none=True), "tags": dict(backend.tags),
+              "usage_mode": backend.usage_mode, "key_storage_security_standard": backend.key_storage_security_standard,
               "revocation": backend.revocation.model_dump(exclude_none=True) if backend.revocation else None},
         resources=("aws:acm-pca",), source_path=path + ("backend",))
     csr = StepNode(

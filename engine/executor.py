@@ -155,9 +155,11 @@ class Executor:
         running: dict[Future, tuple[StepNode, str, bool, float]] = {}
         failure: BaseException | None = None
 
+        order = [n.id for n in self.graph.order() if n.id in remaining]  # once: sorting is O(graph)
+
         def ready() -> list[str]:
             busy = {entry[0].id for entry in running.values()}
-            return [sid for sid in self._order(remaining) if sid not in busy and
+            return [sid for sid in order if sid in remaining and sid not in busy and
                     not any(u in remaining for u in self.graph.upstream(sid))]
 
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="step") as pool:
@@ -199,9 +201,6 @@ class Executor:
         if failure is not None:
             raise failure
         return report
-
-    def _order(self, ids: set[str]) -> list[str]:
-        return [n.id for n in self.graph.order() if n.id in ids]
 
     @staticmethod
     def _wrap(node: StepNode, phase: str, exc: BaseException) -> BaseException:

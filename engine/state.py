@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS steps (
     intent_at TEXT, finished_at TEXT, api_calls TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS artifacts (
     path TEXT PRIMARY KEY, step_id TEXT NOT NULL, sha256 TEXT NOT NULL, content BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS artifacts_by_step ON artifacts (step_id);
 """
 
 

@@ -38,6 +38,10 @@ class Ceremony:
 def open_ceremony(path: str | Path, workspace: str | Path | None = None) -> Ceremony:
     loaded = load_ceremony(path)
     ws = Workspace(Path(workspace) if workspace else default_workspace(Path(path)))
+    from pki_ceremony import rehearse
+
+    if rehearse.is_rehearsal(ws.root):  # opened again later (status, plan): as it was rehearsed
+        return rehearse.rehearsal_ceremony(path, ws.root)
     return Ceremony(loaded, compile_ceremony(loaded.model), ws)
 
 

@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
     st = cmd("status", "show the CA hierarchy and how far the ceremony got")
     st.add_argument("--json", action="store_true", help="print the status as JSON (schemas/status.schema.json)")
+    gr = cmd("graph", "write the step DAG as Mermaid and Graphviz DOT (and SVG when Graphviz is installed)")
+    gr.add_argument("--out", metavar="DIR", default=".", help="directory to write to (default: the current one)")
+    gr.add_argument("--print", dest="print_format", choices=["mermaid", "dot", "hierarchy"],
+                    help="print one form on stdout instead of writing files")
     rh = sub.add_parser("rehearse", help="run the ceremony on SoftHSM and a local AWS stand-in",
                         description="Run the ceremony with every HSM replaced by a SoftHSM2 token and AWS by a "
                                     "local stand-in that applies AWS's rules. Nothing real is touched.")
@@ -105,6 +109,18 @@ def run(argv: list[str]) -> int:
             if not args.json:
                 print(f"\nSaved the plan to {args.out}. Apply exactly this plan with: pki-ceremony apply {args.out}")
         return 0
+    if args.command == "graph":
+        from pki_ceremony import graph_export
+
+        p = app.plan(c)
+        if args.print_format:
+            render_one = {"mermaid": graph_export.to_mermaid, "dot": graph_export.to_dot,
+                          "hierarchy": graph_export.hierarchy_mermaid}[args.print_format]
+            print(render_one(c, p))
+            return 0
+        for path in graph_export.write_graph(c, p, Path(args.out), f"{Path(args.file).stem}-steps"):
+            print(f"wrote {path}")
+        return 0
     if args.command == "status":
         p = app.plan(c)
         if args.json:
@@ -139,7 +155,7 @@ def _apply(c, args, *, confirm, expect=None) -> int:
         plan, report = app.apply(c, confirm=confirm, observer=observer,
                                  replace=tuple(getattr(args, "replace", ())), on_plan=on_plan, expect=expect)
     if report is None:
-        if not shown or not args.quiet:
+        if args.quiet:
             print("Nothing to do.")
         return 0
     print(f"\nApply complete: {len(report.ran)} steps run, {len(report.adopted)} adopted from an interrupted run"
@@ -163,11 +179,14 @@ def _print_api_calls(report) -> None:
 
 
 def _rehearse(args) -> int:
-    from pki_ceremony import rehearse
+    from pki_ceremony import app, rehearse
 
     c = rehearse.rehearsal_ceremony(args.file, args.workspace)
     print(f"Rehearsal of {args.file}: every HSM is a SoftHSM2 token, AWS is a local stand-in.")
     print(f"Rehearsal workspace: {c.workspace.root}")
+    first = app.plan(c)
+    app.check_pin_sources(c, app.hsms_needed(first))  # before anything is created
+    rehearse.mark(c)
     with rehearse.stand_in(c) as url:
         if url:
             print(f"AWS stand-in: {url}")
@@ -188,6 +207,10 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         code = exc.exit_code
+    except BrokenPipeError:  # e.g. `pki-ceremony plan FILE | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
     except Exception as exc:  # noqa: BLE001 - a bug; say so in one line, traceback with --debug
         if debug:
             traceback.print_exc()

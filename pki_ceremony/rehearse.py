@@ -27,17 +27,34 @@ _AWS_ENV = {"AWS_ACCESS_KEY_ID": "rehearsal", "AWS_SECRET_ACCESS_KEY": "rehearsa
             "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 
 
+MARKER = "REHEARSAL"  # a file in the workspace: later commands open it as a rehearsal too
+
+
+def rehearsal_model(model):
+    """The ceremony as rehearsed: every HSM a SoftHSM token (same label and PIN source), AWS local."""
+    hsms = {n: h.model_copy(update={"provider": "softhsm", "module": None}) for n, h in model.hsms.items()}
+    aws = AwsSettings(region=(model.aws.region if model.aws else None) or DEFAULT_REGION) if model.uses_aws() else None
+    return model.model_copy(update={"hsms": hsms, "aws": aws})
+
+
+def is_rehearsal(workspace: Path) -> bool:
+    return (Path(workspace) / MARKER).exists()
+
+
 def rehearsal_ceremony(path: str | Path, workspace: str | Path | None) -> Ceremony:
     loaded = load_ceremony(path)
-    model = loaded.model
-    hsms = {n: h.model_copy(update={"provider": "softhsm", "module": None}) for n, h in model.hsms.items()}
-    aws = None
-    if model.uses_aws():
-        aws = AwsSettings(region=(model.aws.region if model.aws else None) or DEFAULT_REGION)
-    rehearsed = model.model_copy(update={"hsms": hsms, "aws": aws})
+    rehearsed = rehearsal_model(loaded.model)
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="pki-ceremony-rehearsal-"))
     return Ceremony(LoadedCeremony(rehearsed, loaded.path, loaded.source), compile_ceremony(rehearsed),
                     Workspace(root), aws_waiter_delay=1)
+
+
+def mark(c: Ceremony) -> None:
+    c.workspace.create()
+    marker = c.workspace.root / MARKER
+    if not marker.exists():
+        marker.write_text("This workspace is a rehearsal: every HSM was a SoftHSM2 token in softhsm/, and AWS "
+                          "was a local stand-in whose state is in rehearsal/.\n")
 
 
 @contextmanager
@@ -48,7 +65,6 @@ def stand_in(c: Ceremony) -> Iterator[str | None]:
         return
     from pki_ceremony.rehearsal import Settings, StandInServer
 
-    c.workspace.create()
     state = c.workspace.root / "rehearsal" / "aws-stand-in.json"
     state.parent.mkdir(mode=0o700, exist_ok=True)
     server = StandInServer(state_file=str(state), settings=Settings(pending_polls=1))

@@ -194,6 +194,11 @@ class AwsPcaBackend(Strict):
     tags: dict[str, str] = Field(default_factory=dict, description="Tags for the CA, besides the "
                                  "pki-ceremony:* tags the tool sets to find it again.")
     revocation: RevocationConfig | None = None
+    usage_mode: Literal["GENERAL_PURPOSE", "SHORT_LIVED_CERTIFICATE"] = Field(
+        "GENERAL_PURPOSE", description="Private CA's usage mode (priced differently; see docs/aws.md).")
+    key_storage_security_standard: Literal["FIPS_140_2_LEVEL_3_OR_HIGHER", "FIPS_140_2_LEVEL_2_OR_HIGHER",
+                                           "CCPC_LEVEL_1_OR_HIGHER"] | None = Field(
+        None, description="Where AWS keeps the CA key; some regions do not offer Private CA's default.")
 
 
 Backend = Annotated[Union[LocalBackend, AwsPcaBackend], Field(discriminator="type")]

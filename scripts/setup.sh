@@ -9,6 +9,7 @@ need_apt=()
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || ls /usr/lib/*/softhsm/libsofthsm2.so >/dev/null 2>&1 || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v dot >/dev/null || need_apt+=(graphviz)  # SVG pictures of the step DAG (pki-ceremony graph)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

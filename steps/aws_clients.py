@@ -86,10 +86,17 @@ def _crash_after_call(**_) -> None:
 
 def call(what: str, fn: Callable[..., Any], **kwargs) -> Any:
     """Run one AWS call, turning AWS's errors into one clear line with a hint."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, WaiterError
 
     try:
         return fn(**kwargs)
+    except WaiterError as exc:
+        err = (exc.last_response or {}).get("Error", {})
+        if err.get("Code") in ("AccessDenied", "AccessDeniedException"):
+            raise AuthenticationError(f"{what}: AWS denied the wait: {err.get('Message', '')}",
+                                      hint="the caller's IAM policy needs the Get* action this waiter polls "
+                                           "(see docs/aws.md)") from None
+        raise AwsError(f"{what}: gave up waiting: {exc.last_response and err or exc}") from None
     except NoCredentialsError:
         raise AuthenticationError(f"{what}: no AWS credentials found",
                                   hint="configure credentials as for the AWS CLI (profile, environment, SSO)") from None
@@ -100,8 +107,10 @@ def call(what: str, fn: Callable[..., Any], **kwargs) -> Any:
         code, message = err.get("Code", "?"), err.get("Message", "")
         op = exc.operation_name
         if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+            extra = " and acm-pca:TagCertificateAuthority (tags are set at creation)" \
+                if op == "CreateCertificateAuthority" else ""
             raise AuthenticationError(f"{what}: AWS denied {op}: {message}",
-                                      hint=f"the caller's IAM policy needs acm-pca:{op} (see docs/aws.md)") from None
+                                      hint=f"the caller's IAM policy must allow {op}{extra} (see docs/aws.md)") from None
         if code in ("UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException",
                     "InvalidSignatureException"):
             raise AuthenticationError(f"{what}: AWS refused the credentials ({code})",

@@ -16,6 +16,7 @@ second certificate for the same CSR may be issued (never a second CA), and the s
 """
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -37,6 +38,14 @@ _SUBJECT_KEYS = {"country": "Country", "state": "State", "locality": "Locality",
 
 def aws_subject(subject: dict) -> dict:
     return {_SUBJECT_KEYS[k]: v for k, v in subject.items()}
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def _pca(ctx: Runtime):
@@ -61,7 +70,7 @@ def find_by_tags(ctx: Runtime, lineage: str, step_id: str, common_name: str) -> 
     found = []
     for page in pca.get_paginator("list_certificate_authorities").paginate():
         for ca in page.get("CertificateAuthorities", []):
-            if ca.get("Status") == "DELETED" or ca.get("Type") != "SUBORDINATE":
+            if ca.get("Status") in ("DELETED", "FAILED") or ca.get("Type") != "SUBORDINATE":
                 continue
             cn = ca.get("CertificateAuthorityConfiguration", {}).get("Subject", {}).get("CommonName")
             if cn != common_name:
@@ -77,13 +86,13 @@ class AwsPcaCreate(StepPlugin):
     kind = "aws_pca.create"
 
     def intend(self, call_: StepCall, ctx: Runtime) -> dict:
-        return {"idempotency_token": str(uuid.uuid4()), "lineage": ctx.lineage}
+        return {"idempotency_token": uuid.uuid4().hex, "lineage": ctx.lineage}
 
     def _adopt(self, call_: StepCall, ctx: Runtime) -> StepResult | None:
         arns = find_by_tags(ctx, call_.intent["lineage"], call_.step_id, call_.spec["subject"]["common_name"])
         if len(arns) > 1:
             raise AwsError(f"{len(arns)} Private CAs carry the tags of this step: " + ", ".join(arns),
-                           hint="delete the extra ones (they are PENDING_CERTIFICATE), then run apply again")
+                           hint="keep one: disable (if ACTIVE) and delete the others, then run apply again")
         if arns:
             return StepResult({"arn": arns[0], "region": ctx.aws.region}, summary=f"found {arns[0]} by its tags")
         return None
@@ -108,12 +117,16 @@ class AwsPcaCreate(StepPlugin):
             tags = [{"Key": k, "Value": v} for k, v in sorted(spec["tags"].items())]
             tags += [{"Key": TAG_LINEAGE, "Value": call_.intent["lineage"]}, {"Key": TAG_STEP, "Value": call_.step_id},
                      {"Key": TAG_CEREMONY, "Value": ctx.ceremony_name}]
+            options = {"UsageMode": spec.get("usage_mode") or "GENERAL_PURPOSE"}
+            if spec.get("key_storage_security_standard"):
+                options["KeyStorageSecurityStandard"] = spec["key_storage_security_standard"]
             arn = call("create the CA", _pca(ctx).create_certificate_authority,
                        CertificateAuthorityConfiguration={"KeyAlgorithm": spec["key_algorithm"],
                                                           "SigningAlgorithm": spec["signing_algorithm"],
                                                           "Subject": aws_subject(spec["subject"])},
                        RevocationConfiguration=_revocation(spec), CertificateAuthorityType="SUBORDINATE",
-                       IdempotencyToken=call_.intent["idempotency_token"], Tags=tags)["CertificateAuthorityArn"]
+                       IdempotencyToken=call_.intent["idempotency_token"], Tags=tags,
+                       **options)["CertificateAuthorityArn"]
         return StepResult({"arn": arn, "region": ctx.aws.region}, summary=arn, api_calls=dict(calls))
 
 
@@ -145,7 +158,7 @@ class AwsPcaIssueCa(StepPlugin):
     def intend(self, call_: StepCall, ctx: Runtime) -> dict:
         issuer = load_cert(call_.inputs["issuer_certificate"]["certificate_pem"])
         not_before, not_after = validity_window(call_.spec["validity"], issuer.not_valid_after_utc)
-        return {"idempotency_token": str(uuid.uuid4()), "not_after": not_after.isoformat(),
+        return {"idempotency_token": uuid.uuid4().hex, "not_after": not_after.isoformat(),
                 "requested_at": not_before.isoformat()}
 
     def run(self, call_: StepCall, ctx: Runtime) -> StepResult:
@@ -158,7 +171,7 @@ class AwsPcaIssueCa(StepPlugin):
         with ctx.aws.counting() as calls:
             cert_arn = call("issue the CA certificate", pca.issue_certificate, CertificateAuthorityArn=issuer_arn,
                             Csr=csr_pem.encode(), SigningAlgorithm=call_.spec["signing_algorithm"],
-                            TemplateArn=f"arn:aws:acm-pca:::template/{call_.spec['template']}",
+                            TemplateArn=f"arn:{partition(ctx.aws.region)}:acm-pca:::template/{call_.spec['template']}",
                             Validity={"Value": int(not_after.timestamp()), "Type": "ABSOLUTE"},
                             IdempotencyToken=call_.intent["idempotency_token"])["CertificateArn"]
             ctx.waiting(f"Private CA to issue {cert_arn}")
@@ -235,8 +248,13 @@ class AwsPcaImport(StepPlugin):
                      CertificateAuthorityArn=arn, Certificate=cert_pem.encode(), CertificateChain=chain_pem.encode())
             else:
                 raise AwsError(f"{arn} is {status}: a certificate can be imported only while PENDING_CERTIFICATE")
-            status = call("describe the CA", pca.describe_certificate_authority,
-                          CertificateAuthorityArn=arn)["CertificateAuthority"]["Status"]
+            for attempt in range(30):  # the import may take a moment to show
+                status = call("describe the CA", pca.describe_certificate_authority,
+                              CertificateAuthorityArn=arn)["CertificateAuthority"]["Status"]
+                if status == "ACTIVE":
+                    break
+                ctx.waiting(f"{arn} to become ACTIVE")
+                time.sleep(min(1 + attempt, 5))
             back = call("fetch the CA certificate", pca.get_certificate_authority_certificate,
                         CertificateAuthorityArn=arn)
         if status != "ACTIVE":

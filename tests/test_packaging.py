@@ -4,9 +4,10 @@ The source tree keeps `engine/`, `steps/` and `schemas/` at the top level and ma
 `pki_ceremony.engine`, `pki_ceremony.steps` and `pki_ceremony.schemas` (pyproject.toml,
 [tool.setuptools] package-dir). These tests build the wheel with pip and check that:
 
-  (a) it holds every module of those directories, of `pki_ceremony/` (with `rehearsal/`) and
-      `ceremony.schema.json`, all under `pki_ceremony/`, and no top-level `engine`, `steps`,
-      `schemas` (or anything else besides `pki_ceremony` and its metadata);
+  (a) it holds every file of those directories and of `pki_ceremony/` (modules, `rehearsal/`,
+      `ceremony.schema.json` and any other data file such as templates), all under
+      `pki_ceremony/`, and no top-level `engine`, `steps`, `schemas` (or anything else besides
+      `pki_ceremony` and its metadata);
   (b) installed into a fresh virtual environment, its `pki-ceremony` validates the example
       ceremony from a directory outside the checkout, and the modules really come from the
       wheel: with `--system-site-packages`, the editable install of the checkout (if any) can
@@ -99,13 +100,14 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def _expected_files() -> set[str]:
+    """Every file of the source package directories (modules and data: JSON schemas, templates...)."""
     expected = set(MUST_HAVE)
     for src_dir, target in SOURCE_DIRS.items():
-        for p in (ROOT / src_dir).rglob("*.py"):
-            if "__pycache__" not in p.parts:
-                expected.add(f"{target}/{p.relative_to(ROOT / src_dir).as_posix()}")
-    for p in (ROOT / "schemas").glob("*.json"):
-        expected.add(f"pki_ceremony/schemas/{p.name}")
+        for p in (ROOT / src_dir).rglob("*"):
+            rel = p.relative_to(ROOT / src_dir)
+            if p.is_file() and "__pycache__" not in rel.parts and not p.name.endswith((".pyc", ".pyo")) \
+                    and not any(part.startswith(".") for part in rel.parts):
+                expected.add(f"{target}/{rel.as_posix()}")
     return expected
 
 
