@@ -8,9 +8,10 @@ one create -> CSR -> sign -> import cycle. Parents come before children; ties ke
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from pki_ceremony.schemas.ceremony import Ceremony, LocalBackend, RootSpec, SubordinateSpec
+from pki_ceremony.schemas.ceremony import Ceremony, LocalBackend, RootCeremony, RootSpec, SubordinateSpec
 
 from .graph import CeremonyGraph, StepNode
 
@@ -135,5 +136,116 @@ def compile_ceremony(model: Ceremony) -> CeremonyGraph:
             issuer_steps[ca.name] = (create.id, imported.id)
         if not ready:  # unreachable after schema validation (issuers exist, no cycles)
             raise ValueError("subordinates without a reachable issuer: " + ", ".join(c.name for c in pending))
+    if model.custody is not None:
+        _custody_steps(model, graph)
+    graph.check()
+    return graph
+
+
+def _custody_steps(model: Ceremony, graph: CeremonyGraph) -> None:
+    """After every step that uses the root's HSM: a verified backup, then teardown."""
+    cu, root = model.custody, model.hierarchy.root
+    key, cert = f"{root.name}/key", f"{root.name}/certificate"
+    work = {f"after {n.id}": n.id for n in graph.order() if f"hsm:{cu.hsm}" in n.resources and n.id not in (key, cert)}
+    base = {"key": key, "certificate": cert, **work}
+    hsm = _hsm_ref(model, cu.hsm)
+    token = model.hsms[cu.hsm].token
+    if cu.softhsm is not None:
+        backup = graph.add(StepNode(
+            id="custody/backup", kind="softhsm.backup", group="custody",
+            title=f"archive token '{token}' and verify the archive in a scratch SoftHSM",
+            spec={"hsm": hsm, "directory": cu.softhsm.directory}, inputs=base,
+            resources=(f"hsm:{cu.hsm}",), source_path=("custody",)))
+        if cu.teardown:
+            graph.add(StepNode(
+                id="custody/teardown", kind="softhsm.teardown", group="custody",
+                title=f"remove token '{token}' from the live token directory (the archive stays)",
+                spec={"hsm": hsm}, inputs={"backup": backup.id, "key": key}, resources=(f"hsm:{cu.hsm}",),
+                source_path=("custody", "teardown")))
+        return
+    graph.add(StepNode(
+        id="custody/teardown", kind="cloudhsm.teardown", group="custody",
+        title=f"delete the HSMs of {cu.cloudhsm.cluster_id}; keep their backup, never to expire"
+              + (f", copied to {', '.join(cu.cloudhsm.copy_backup_to)}" if cu.cloudhsm.copy_backup_to else ""),
+        spec={"hsm": hsm, "aws": _aws_ref(model), "cluster": cu.cloudhsm.model_dump(exclude_none=True),
+              "delete_hsms": cu.teardown},
+        inputs=base, resources=(f"hsm:{cu.hsm}", "aws:cloudhsmv2"), source_path=("custody",)))
+
+
+def compile_root_ceremony(rc: RootCeremony, base: Ceremony, revoked: list[dict]) -> CeremonyGraph:
+    """The base ceremony's steps (external: done by it, never run here), then this ceremony's:
+    bring the root back, use it (CRL, export), put it away again."""
+    graph = CeremonyGraph()
+    for node in compile_ceremony(base).order():
+        graph.add(replace(node, external=True))
+    root, cu, n = base.hierarchy.root, base.custody, rc.metadata.name
+    key, cert = f"{root.name}/key", f"{root.name}/certificate"
+    hsm_name = root.hsm
+    hsm = _hsm_ref(base, hsm_name)
+    resources = (f"hsm:{hsm_name}",)
+    restored: dict[str, str] = {}
+    offline = cu is not None and cu.teardown
+    if offline:
+        kind = "softhsm.restore" if cu.softhsm else "cloudhsm.restore"
+        inputs = {"key": key, "certificate": cert, "teardown": "custody/teardown"}
+        if cu.softhsm:
+            inputs["backup"] = "custody/backup"
+        spec = {"hsm": hsm}
+        if cu.cloudhsm:
+            spec.update(aws=_aws_ref(base), cluster=cu.cloudhsm.model_dump(exclude_none=True))
+        restore = graph.add(StepNode(
+            id=f"{n}/restore", kind=kind, group=n,
+            title=f"bring the root's token '{hsm['token']}' back from its backup and find the root key in it",
+            spec=spec, inputs=inputs, resources=resources + (("aws:cloudhsmv2",) if cu.cloudhsm else ()),
+            source_path=("base",)))
+        restored = {"restored": restore.id}
+    work: list[str] = []
+    if rc.crl is not None:
+        crl = graph.add(StepNode(
+            id=f"{n}/crl", kind="x509.crl", group=n,
+            title=f"sign the CRL of '{root.subject.common_name}' ({len(revoked)} revoked, next update in "
+                  f"{rc.crl.next_update.describe()})",
+            spec={"next_update": rc.crl.next_update.model_dump(exclude_none=True), "revoked": revoked,
+                  "signing_algorithm": base.signing_algorithm(root).value, "series": f"crl:{root.name}",
+                  "s3_bucket": rc.crl.s3_bucket, "s3_key": rc.crl.s3_key or None, "ceremony": n,
+                  "aws": _aws_ref(base) if rc.crl.s3_bucket else None},
+            inputs={"key": key, "certificate": cert, **restored},
+            resources=resources + (("aws:s3",) if rc.crl.s3_bucket else ()), source_path=("crl",)))
+        work.append(crl.id)
+    if rc.export is not None:
+        target = rc.hsms[rc.export.to]
+        target_ref = {"name": rc.export.to, "provider": target.provider, "token": target.token,
+                      "module": target.module}
+        export = graph.add(StepNode(
+            id=f"{n}/export", kind="hsm.export_key", group=n,
+            title=f"copy the root key to token '{target.token}' by key wrapping (AES key wrap under a "
+                  "transported AES key)",
+            spec={"source": hsm, "target": target_ref, "label": rc.export.label or base.key_label(root),
+                  "exportable": root.key.exportable, "algorithm": root.key.algorithm.value},
+            inputs={"key": key, "certificate": cert, **restored},
+            resources=resources + (f"hsm:{rc.export.to}",), source_path=("export",)))
+        proof = graph.add(StepNode(
+            id=f"{n}/export-proof", kind="hsm.export_proof", group=n,
+            title=f"prove the copy: token '{target.token}' signs, the root certificate verifies it",
+            spec={"target": target_ref, "signing_algorithm": base.signing_algorithm(root).value},
+            inputs={"export": export.id, "certificate": cert}, resources=(f"hsm:{rc.export.to}",),
+            source_path=("export",)))
+        work += [export.id, proof.id]
+    if offline:
+        after = {f"after {w}": w for w in work}
+        if cu.softhsm:
+            graph.add(StepNode(
+                id=f"{n}/teardown", kind="softhsm.teardown", group=n,
+                title=f"remove token '{hsm['token']}' from the live token directory again",
+                spec={"hsm": hsm}, inputs={"backup": "custody/backup", "key": key, **after}, resources=resources,
+                source_path=("base",)))
+        else:
+            graph.add(StepNode(
+                id=f"{n}/teardown", kind="cloudhsm.teardown", group=n,
+                title=f"delete the HSMs of {cu.cloudhsm.cluster_id} again; keep the new backup, never to expire",
+                spec={"hsm": hsm, "aws": _aws_ref(base), "cluster": cu.cloudhsm.model_dump(exclude_none=True),
+                      "delete_hsms": True},
+                inputs={"key": key, "certificate": cert, **after}, resources=resources + ("aws:cloudhsmv2",),
+                source_path=("base",)))
     graph.check()
     return graph

@@ -32,6 +32,9 @@ class StepCall:
     inputs: Mapping[str, Mapping[str, Any]]
     intent: Mapping[str, Any] | None = None
     replacing: bool = False  # the user asked for this finished step to be made anew (--replace)
+    # Outputs of the finished steps of the same series (spec["series"], e.g. the CRLs of one issuer),
+    # across every ceremony sharing the workspace: for numbers that only grow.
+    series: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass

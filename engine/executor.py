@@ -104,17 +104,25 @@ class Executor:
         fp = step_fingerprint(node.kind, node.spec, upstream_digests)
         plugin = self.registry.get(node.kind)
         rec = self.store.step(node.id)
+        series = self._series(node)
         if rec is not None and not rec.done and rec.intent is not None and not replace:
             if rec.fingerprint != fp:
                 raise StepFailed(node.id, "resume", "an interrupted attempt was recorded with other inputs",
                                  hint="restore the ceremony file as it was, or use --replace " + node.id)
-            return StepCall(node.id, node.spec, inputs, rec.intent), fp, True
+            return StepCall(node.id, node.spec, inputs, rec.intent, series=series), fp, True
         crash_point(node.id, "before-intent")
-        intent = plugin.intend(StepCall(node.id, node.spec, inputs, replacing=replace), self.ctx)
+        intent = plugin.intend(StepCall(node.id, node.spec, inputs, replacing=replace, series=series), self.ctx)
         if intent is not None:
             self.store.record_intent(node.id, node.kind, fp, node.spec, intent)
         crash_point(node.id, "after-intent")
-        return StepCall(node.id, node.spec, inputs, intent, replacing=replace), fp, False
+        return StepCall(node.id, node.spec, inputs, intent, replacing=replace, series=series), fp, False
+
+    def _series(self, node: StepNode) -> tuple:
+        name = node.spec.get("series")
+        if not name:
+            return ()
+        return tuple(r.outputs for sid, r in sorted(self.store.steps().items())
+                     if sid != node.id and r.done and r.spec.get("series") == name)
 
     def _work(self, node: StepNode, call: StepCall, resuming: bool) -> StepResult:
         plugin = self.registry.get(node.kind)

@@ -22,6 +22,7 @@ class StepNode:
     inputs: dict[str, str] = field(default_factory=dict)  # role -> step id
     resources: tuple[str, ...] = ()
     source_path: tuple = ()  # field path in the ceremony file, for messages
+    external: bool = False  # made by another ceremony sharing the workspace (a RootCeremony's base): never run here
 
 
 class CeremonyGraph:

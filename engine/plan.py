@@ -6,7 +6,7 @@ Each step gets one action:
   done     finished, and its inputs have not changed
   replace  asked for with --replace (or below a replaced step): made anew
   drifted  finished, but its inputs changed since (the changed fields are listed)
-  blocked  waits on a drifted step
+  blocked  waits on a drifted step, or on a base ceremony's step that is not done
 A plan with drifted or blocked steps cannot be applied as it stands.
 """
 from __future__ import annotations
@@ -130,6 +130,9 @@ def make_plan(graph: CeremonyGraph, store: StateStore | None, *, replace: Iterab
                 else:
                     step = PlannedStep(node, Action.DRIFTED, "interrupted, and its inputs changed since",
                                        fp, changed, rec)
+        if node.external and step.action in PENDING:
+            step = PlannedStep(node, Action.BLOCKED, "made by the base ceremony, which has not finished it: "
+                               "apply the base ceremony first", record=rec)
         step.destructive = step.destructive or destructive
         planned[node.id] = step
     plan = Plan(list(planned.values()), store.meta() if store is not None else None)

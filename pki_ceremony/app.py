@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pki_ceremony.engine.compiler import compile_ceremony
+from pki_ceremony.engine.compiler import compile_ceremony, compile_root_ceremony
 from pki_ceremony.engine.executor import ApplyReport, Executor, Observer
 from pki_ceremony.engine.graph import CeremonyGraph
 from pki_ceremony.engine.lock import WorkspaceLock
@@ -20,6 +20,8 @@ from pki_ceremony.engine.registry import Registry
 from pki_ceremony.engine.state import SqliteStateStore
 from pki_ceremony.engine.workspace import Workspace, default_workspace
 from pki_ceremony.errors import PlanRefused, StateError, UsageError
+from pki_ceremony.schemas.ceremony import Ceremony as CeremonyModel
+from pki_ceremony.schemas.ceremony import RootCeremony as RootCeremonyModel
 from pki_ceremony.schemas.loader import LoadedCeremony, load_ceremony
 
 
@@ -29,20 +31,68 @@ class Ceremony:
     graph: CeremonyGraph
     workspace: Workspace
     aws_waiter_delay: float | None = None  # shorter polls against the local stand-in
+    effective: CeremonyModel | None = None  # for a RootCeremony: its base, with this file's HSMs added
 
     @property
-    def model(self):
-        return self.loaded.model
+    def model(self) -> CeremonyModel:
+        """The hierarchy and HSMs the steps work with (a RootCeremony's base, plus its own HSMs)."""
+        return self.effective or self.loaded.model
+
+    @property
+    def name(self) -> str:
+        return self.loaded.model.metadata.name
+
+    @property
+    def ceremony_dir(self) -> Path:
+        """Where relative paths of the hierarchy's ceremony file (custody directories) start."""
+        return (self.loaded.base or self.loaded).path.resolve().parent
+
+    def source_of(self, hsm: str):
+        if self.loaded.base is not None and hsm in self.loaded.base.model.hsms:
+            return self.loaded.base.source
+        return self.loaded.source
 
 
-def open_ceremony(path: str | Path, workspace: str | Path | None = None) -> Ceremony:
+def open_ceremony(path: str | Path, workspace: str | Path | None = None, *, model_transform=None) -> Ceremony:
+    """Load, validate and compile a ceremony file. A RootCeremony works in its base's workspace."""
     loaded = load_ceremony(path)
-    ws = Workspace(Path(workspace) if workspace else default_workspace(Path(path)))
+    if isinstance(loaded.model, RootCeremonyModel):
+        base = loaded.base
+        effective = base.model.model_copy(update={"hsms": {**base.model.hsms, **loaded.model.hsms}})
+        if model_transform:
+            effective = model_transform(effective)
+        graph = compile_root_ceremony(loaded.model, effective, _revoked(loaded))
+        ws = Workspace(Path(workspace) if workspace else default_workspace(base.path))
+        c = Ceremony(loaded, graph, ws, effective=effective)
+    else:
+        model = model_transform(loaded.model) if model_transform else loaded.model
+        ws = Workspace(Path(workspace) if workspace else default_workspace(Path(path)))
+        c = Ceremony(loaded, compile_ceremony(model), ws, effective=model if model_transform else None)
     from pki_ceremony import rehearse
 
-    if rehearse.is_rehearsal(ws.root):  # opened again later (status, plan): as it was rehearsed
+    if model_transform is None and rehearse.is_rehearsal(ws.root):  # opened again later, as rehearsed
         return rehearse.rehearsal_ceremony(path, ws.root)
-    return Ceremony(loaded, compile_ceremony(loaded.model), ws)
+    return c
+
+
+def _revoked(loaded: LoadedCeremony) -> list[dict]:
+    """The CRL's revoked entries, with certificate files read for their serials."""
+    from cryptography import x509
+
+    out = []
+    crl = loaded.model.crl
+    for i, entry in enumerate(crl.revoked if crl else []):
+        serial = entry.serial
+        if entry.certificate is not None:
+            file = loaded.path.resolve().parent / entry.certificate
+            try:
+                serial = format(x509.load_pem_x509_certificate(file.read_bytes()).serial_number, "x")
+            except (OSError, ValueError) as exc:
+                raise loaded.source.error(("crl", "revoked", i, "certificate"),
+                                          f"cannot read a PEM certificate from {file}: {exc}") from None
+        out.append({"serial": serial.lower().removeprefix("0x"), "reason": entry.reason,
+                    "revoked_at": entry.revoked_at.isoformat() if entry.revoked_at else None})
+    return out
 
 
 def registry() -> Registry:
@@ -93,7 +143,7 @@ def check_pin_sources(c: Ceremony, hsm_names: list[str]) -> None:
                 continue
             why = pin_available(source)
             if why:
-                raise c.loaded.source.error(("hsms", name, field), f"no PIN for hsm '{name}': {why}",
+                raise c.source_of(name).error(("hsms", name, field), f"no PIN for hsm '{name}': {why}",
                                             hint="PINs come from the environment or a prompt, never the file")
 
 
@@ -160,8 +210,8 @@ def _run(c: Ceremony, replace, observer, max_workers, expect) -> tuple[Plan, App
             raise PlanRefused("the state changed while planning: " + ", ".join(s.node.id for s in current.problems))
         if not current.has_work:
             return current, None
-        store.set_ceremony(c.loaded.fingerprint, c.model.metadata.name)
-        runtime = _runtime(c, hsms_needed(current), store.meta().lineage)
+        store.set_ceremony(c.loaded.fingerprint, c.name)
+        runtime = _runtime(c, hsms_needed(current), store.meta().lineage, never_create=_tokens_in_use(store))
         runtime.on_wait = getattr(observer, "waiting", runtime.on_wait)
         executor = Executor(c.graph, store, c.workspace, registry(), runtime, observer=observer,
                             max_workers=max_workers)
@@ -195,16 +245,21 @@ def _refuse_changed_artifacts(p: Plan) -> None:
                               "apply again to rewrite it from the state")
 
 
-def _runtime(c: Ceremony, hsm_names: list[str], lineage: str, create_tokens: bool = True):
+def _tokens_in_use(store) -> set[str]:
+    """HSMs that held a key at some point: their tokens are never initialised again (see Runtime)."""
+    return {r.spec["hsm"]["name"] for r in store.steps().values() if r.kind == "hsm.keypair" and r.done}
+
+
+def _runtime(c: Ceremony, hsm_names: list[str], lineage: str, create_tokens: bool = True,
+             never_create: set[str] = frozenset()):
     from pki_ceremony.steps.runtime import Runtime
     from pki_ceremony.steps.secrets import resolve_pin
 
-    pins, so_pins = {}, {}
+    pins = {}
     for name in hsm_names:
         spec = c.model.hsms[name]
         pins[name] = resolve_pin(spec.pin, f"hsm '{name}' (token '{spec.token}')")
-        if spec.so_pin is not None:
-            so_pins[name] = resolve_pin(spec.so_pin, f"security officer of hsm '{name}'")
-    return Runtime(c.model.hsms, c.workspace.root, pins, so_pins, lineage=lineage,
-                   ceremony_name=c.model.metadata.name, aws_settings=c.model.aws, aws_waiter_delay=c.aws_waiter_delay,
-                   create_tokens=create_tokens)
+    so_sources = {n: c.model.hsms[n].so_pin for n in hsm_names if c.model.hsms[n].so_pin is not None}
+    return Runtime(c.model.hsms, c.workspace.root, pins, so_sources, lineage=lineage, ceremony_name=c.name,
+                   aws_settings=c.model.aws, aws_waiter_delay=c.aws_waiter_delay, create_tokens=create_tokens,
+                   never_create=never_create, ceremony_dir=c.ceremony_dir)

@@ -1,4 +1,5 @@
-"""`pki-ceremony`: validate, plan, apply, status.
+# PYTHON_ARGCOMPLETE_OK
+"""`pki-ceremony`: validate, plan, apply, status, graph, rehearse, init, completion.
 
 Exit codes: 0 success (or nothing to do); 1 a step failed; 2 the ceremony file or the command
 line is wrong (nothing was touched); 3 the plan was refused (drift, or not confirmed);
@@ -59,6 +60,26 @@ def _parser() -> argparse.ArgumentParser:
     rh.add_argument("--verbose", "-v", action="store_true", help="also print each step's AWS calls")
     rh.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
     rh.add_argument("--debug", action="store_true", help="show tracebacks")
+    it = sub.add_parser("init", help="write a starting ceremony file (asks a few questions, or takes flags)",
+                        description="Write a starting ceremony file from a template. PINs are never asked for: "
+                                    "the file names the environment variables that will hold them.")
+    it.add_argument("file", nargs="?", help="where to write it (default: <name>.yaml)")
+    it.add_argument("--template", choices=["local", "hybrid"], default=None,
+                    help="local: everything on SoftHSM; hybrid: root in CloudHSM, subordinates in AWS Private CA")
+    it.add_argument("--name", default=None, help="ceremony name (lower case, digits, dashes)")
+    it.add_argument("--organization", default=None)
+    it.add_argument("--country", default=None, help="two letters, e.g. US")
+    it.add_argument("--issuing-cas", dest="issuing_cas", type=int, default=None, help="second-level CAs (1-20)")
+    it.add_argument("--region", default=None, help="AWS region (hybrid)")
+    it.add_argument("--profile", default=None, help="AWS profile (hybrid)")
+    it.add_argument("--defaults", "--yes", "-y", dest="defaults", action="store_true",
+                    help="ask nothing: flags and defaults only")
+    it.add_argument("--force", action="store_true", help="overwrite an existing file")
+    it.add_argument("--debug", action="store_true", help="show tracebacks")
+    co = sub.add_parser("completion", help="print shell completion code (bash, zsh or fish)",
+                        description="Print the completion script: eval \"$(pki-ceremony completion bash)\", or "
+                                    "pki-ceremony completion fish | source.")
+    co.add_argument("shell", choices=["bash", "zsh", "fish"])
     return p
 
 
@@ -75,11 +96,25 @@ def _confirm(assume_yes: bool):
 
 
 def run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    try:
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    except ImportError:
+        pass
+    args = parser.parse_args(argv)
     from pki_ceremony import app, render
 
     if args.command == "rehearse":
         return _rehearse(args)
+    if args.command == "init":
+        return _init(args)
+    if args.command == "completion":
+        import argcomplete
+
+        print(argcomplete.shellcode(["pki-ceremony"], shell=args.shell))
+        return 0
     saved = None
     if args.command == "apply":
         from pki_ceremony.documents import read_plan
@@ -91,8 +126,12 @@ def run(argv: list[str]) -> int:
         args.file, args.workspace, args.replace = saved.ceremony_file, saved.workspace, list(saved.replace)
     c = app.open_ceremony(args.file, args.workspace)
     if args.command == "validate":
-        print(f"{args.file}: valid ceremony '{c.model.metadata.name}': {len(c.model.cas())} CAs, "
-              f"{len(c.graph)} steps")
+        if c.loaded.base is not None:
+            own = sum(1 for n in c.graph.order() if not n.external)
+            print(f"{args.file}: valid root ceremony '{c.name}' on '{c.model.metadata.name}' "
+                  f"({c.loaded.base.path.name}): {own} steps of its own")
+        else:
+            print(f"{args.file}: valid ceremony '{c.name}': {len(c.model.cas())} CAs, {len(c.graph)} steps")
         return 0
     if args.command == "plan":
         from pki_ceremony import documents
@@ -176,6 +215,19 @@ def _print_api_calls(report) -> None:
     print(f"AWS API calls: {total} ({mutating} mutating)")
     for step, calls in report.api_calls.items():
         print(f"  {step}: " + ", ".join(f"{op} x{n}" for op, n in sorted(calls.items())))
+
+
+def _init(args) -> int:
+    from pki_ceremony import init_wizard
+
+    interactive = not args.defaults and sys.stdin.isatty()
+    if not interactive and not args.defaults:
+        print("Not on a terminal: using the flags given and the defaults for the rest.", file=sys.stderr)
+    answers = init_wizard.answers_from(vars(args), interactive)
+    path = args.file or init_wizard.default_filename(answers)
+    init_wizard.write(path, init_wizard.render(answers, filename=path), force=args.force)
+    print(f"Wrote {path}. Next: pki-ceremony validate {path}, then plan.")
+    return 0
 
 
 def _rehearse(args) -> int:

@@ -38,7 +38,7 @@ def plan_document(c, plan: Plan, ceremony_file: str, replace: tuple[str, ...] = 
              for s in plan.steps]
     return PlanDocument(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), tool_version=tool_version(),
-        ceremony_file=str(Path(ceremony_file).resolve()), ceremony_name=c.model.metadata.name,
+        ceremony_file=str(Path(ceremony_file).resolve()), ceremony_name=c.name,
         ceremony_fingerprint=c.loaded.fingerprint, workspace=str(c.workspace.root.resolve()),
         state=_state_ref(plan), replace=list(replace), steps=steps,
         counts={a.value: n for a, n in plan.counts.items()}, artifacts_missing=plan.artifacts_missing,
@@ -120,6 +120,6 @@ def ca_statuses(c, plan: Plan) -> list[CaStatus]:
 
 
 def status_document(c, plan: Plan) -> StatusDocument:
-    return StatusDocument(ceremony_name=c.model.metadata.name, ceremony_fingerprint=c.loaded.fingerprint,
+    return StatusDocument(ceremony_name=c.name, ceremony_fingerprint=c.loaded.fingerprint,
                           workspace=str(c.workspace.root.resolve()), state=_state_ref(plan),
                           cas=ca_statuses(c, plan))

@@ -228,7 +228,7 @@ def _dot_node_attrs(action: Action, label: str, destructive: bool) -> str:
 def to_dot(c, plan: Plan) -> str:
     """The step DAG as Graphviz DOT: a cluster per CA, fill colour by action, a legend cluster."""
     _planned(c, plan)
-    name = c.model.metadata.name
+    name = c.name
     graph_attrs = _dot_attrs(label=f"{name}: ceremony steps", labelloc="t", fontname="Helvetica", fontsize="14",
                              rankdir="TB", newrank="true", nodesep="0.3", ranksep="0.5")
     lines = [

@@ -14,10 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from pki_ceremony.engine.compiler import compile_ceremony
-from pki_ceremony.engine.workspace import Workspace
 from pki_ceremony.schemas.ceremony import AwsSettings
-from pki_ceremony.schemas.loader import LoadedCeremony, load_ceremony
 
 from .app import Ceremony
 
@@ -42,11 +39,12 @@ def is_rehearsal(workspace: Path) -> bool:
 
 
 def rehearsal_ceremony(path: str | Path, workspace: str | Path | None) -> Ceremony:
-    loaded = load_ceremony(path)
-    rehearsed = rehearsal_model(loaded.model)
+    from .app import open_ceremony
+
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="pki-ceremony-rehearsal-"))
-    return Ceremony(LoadedCeremony(rehearsed, loaded.path, loaded.source), compile_ceremony(rehearsed),
-                    Workspace(root), aws_waiter_delay=1)
+    c = open_ceremony(path, root, model_transform=rehearsal_model)
+    c.aws_waiter_delay = 1
+    return c
 
 
 def mark(c: Ceremony) -> None:
@@ -68,6 +66,7 @@ def stand_in(c: Ceremony) -> Iterator[str | None]:
     state = c.workspace.root / "rehearsal" / "aws-stand-in.json"
     state.parent.mkdir(mode=0o700, exist_ok=True)
     server = StandInServer(state_file=str(state), settings=Settings(pending_polls=1))
+    _tie_cluster_to_token(c, server)
     url = server.start()
     saved = {k: os.environ.get(k) for k in [*server.endpoint_env(), *_AWS_ENV, "AWS_PROFILE", "AWS_ENDPOINT_URL"]}
     os.environ.update({**server.endpoint_env(), **_AWS_ENV})
@@ -82,3 +81,53 @@ def stand_in(c: Ceremony) -> Iterator[str | None]:
             else:
                 os.environ[k] = v
         server.stop()
+
+
+def _tie_cluster_to_token(c: Ceremony, server) -> None:
+    """The CloudHSM cluster of the ceremony's custody is played by the root's SoftHSM token: deleting
+    the cluster's last HSM archives the token (that archive is the cluster backup) and removes it;
+    creating an HSM restores the latest backup into the live token directory again."""
+    custody = c.model.custody
+    if custody is None or custody.cloudhsm is None:
+        return
+    region = c.model.aws.region
+    cluster = custody.cloudhsm
+    server.seed_cluster(cluster.cluster_id, region, cluster.availability_zone or f"{region}a")
+    label = c.model.hsms[custody.hsm].token
+    vault = c.workspace.root / "rehearsal" / "cloudhsm-backups"
+    tokens = c.workspace.root / "softhsm" / "tokens"
+
+    def last_hsm_deleted(cluster_id: str, backup_id: str | None) -> None:
+        from pki_ceremony.steps.softhsm_archive import make_archive, remove_folder, token_folder
+
+        serial = _serial_of(label)
+        folder = token_folder(tokens, serial) if serial else None
+        if folder is None or backup_id is None:
+            return
+        vault.mkdir(parents=True, exist_ok=True)
+        make_archive(folder, vault / f"{backup_id}.tar.gz", {"token": label, "token_serial": serial,
+                                                               "cluster": cluster_id})
+        remove_folder(folder)
+
+    def hsm_created(cluster_id: str, backup_id: str | None) -> None:
+        from pki_ceremony.steps.softhsm_archive import restore_into
+
+        archive = vault / f"{backup_id}.tar.gz"
+        if backup_id and archive.exists():
+            restore_into(archive, tokens)
+
+    server.on_last_hsm_deleted = last_hsm_deleted
+    server.on_hsm_created = hsm_created
+
+
+def _serial_of(label: str) -> str | None:
+    from pki_ceremony.steps.pkcs11_token import PKCS11_LOCK, load_module
+    from pki_ceremony.steps.softhsm import softhsm_module
+
+    with PKCS11_LOCK:
+        lib = load_module(softhsm_module())
+        for slot in lib.get_slots(token_present=True):
+            token = slot.get_token()
+            if token.label == label:
+                return token.serial.decode().strip()
+    return None

@@ -186,7 +186,7 @@ def status_text(c, p: Plan) -> str:
     children: dict[str | None, list] = {}
     for ca in cas:
         children.setdefault(ca.issuer, []).append(ca)
-    lines = [f"{c.model.metadata.name}  ({c.workspace.root})"]
+    lines = [f"{c.name}  ({c.workspace.root})"]
 
     def line(ca) -> str:
         text = f"{ca.name}: {ca.common_name} [{ca.key_algorithm}, {ca.backend}] {ca.status}"

@@ -244,6 +244,37 @@ class Hierarchy(Strict):
     subordinates: list[SubordinateSpec] = Field(default_factory=list)
 
 
+class SoftHsmBackup(Strict):
+    directory: str | None = Field(
+        None, description="Where the verified archive of the token is kept, relative to the ceremony file "
+                          "(default: the workspace's backups/ folder). Keep it somewhere safe: it is the root key.")
+
+
+class CloudHsmCluster(Strict):
+    cluster_id: str = Field(pattern=r"^cluster-[2-7a-zA-Z]{11,16}$")
+    availability_zone: str | None = Field(None, description="Where create_hsm puts the HSM that brings the root "
+                                          "back (default: the zone of the HSM torn down).")
+    copy_backup_to: list[str] = Field(default_factory=list, description="Regions to copy the backup to "
+                                      "(disaster recovery); each copy is recorded.")
+
+
+class Custody(Strict):
+    """What happens to the root's HSM once the root's work is done: a verified backup, then teardown."""
+
+    hsm: str = Field(description="The HSM to put away (the root's).")
+    softhsm: SoftHsmBackup | None = Field(None, description="For a `softhsm` HSM: archive the token, verify the "
+                                          "archive in a scratch SoftHSM, then remove the token.")
+    cloudhsm: CloudHsmCluster | None = Field(None, description="For AWS CloudHSM: delete the cluster's HSMs, keep "
+                                             "the backup that makes (never to expire), copy it to other regions.")
+    teardown: bool = Field(True, description="Remove the HSM after the verified backup (false: back up only).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Custody":
+        if (self.softhsm is None) == (self.cloudhsm is None):
+            raise ValueError("give exactly one of 'softhsm: {...}' or 'cloudhsm: {cluster_id: ...}'")
+        return self
+
+
 class Metadata(Strict):
     name: Name
     description: str | None = None
@@ -258,6 +289,7 @@ class Ceremony(Strict):
     hsms: dict[Name, HsmSpec] = Field(min_length=1)
     aws: AwsSettings | None = None
     hierarchy: Hierarchy
+    custody: Custody | None = Field(None, description="Back the root's HSM up and take it offline at the end.")
 
     def cas(self) -> list[RootSpec | SubordinateSpec]:
         return [self.hierarchy.root, *self.hierarchy.subordinates]
@@ -281,4 +313,53 @@ class Ceremony(Strict):
         return "local" if isinstance(ca, RootSpec) else ca.backend.type
 
     def uses_aws(self) -> bool:
-        return any(self.backend_type(ca) == "aws-pca" for ca in self.cas())
+        return any(self.backend_type(ca) == "aws-pca" for ca in self.cas()) or bool(
+            self.custody and self.custody.cloudhsm)
+
+
+# --- later ceremonies on an existing root -------------------------------------------------------------------
+
+class RevokedEntry(Strict):
+    certificate: str | None = Field(None, description="A PEM certificate file (relative to this file) to revoke.")
+    serial: str | None = Field(None, pattern=r"^(0x)?[0-9a-fA-F]{1,40}$", description="Or its serial, in hex.")
+    reason: Literal["unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded",
+                    "cessation_of_operation", "certificate_hold", "privilege_withdrawn"] = "unspecified"
+    revoked_at: datetime | None = Field(None, description="When it was revoked (default: when the CRL is signed).")
+
+    @model_validator(mode="after")
+    def _one(self) -> "RevokedEntry":
+        if (self.certificate is None) == (self.serial is None):
+            raise ValueError("give exactly one of 'certificate: FILE' or 'serial: HEX'")
+        return self
+
+
+class CrlSpec(Strict):
+    next_update: Validity = Field(description="How long after thisUpdate the next CRL is due (at most 12 months).")
+    revoked: list[RevokedEntry] = Field(default_factory=list)
+    s3_bucket: str | None = Field(None, min_length=3, max_length=63, description="Also publish the DER CRL here.")
+    s3_key: str | None = Field(None, description="Object key (default: crl/<ceremony>/<number>.crl).")
+
+
+class ExportSpec(Strict):
+    to: Name = Field(description="The target HSM (declared under hsms) that receives a copy of the root key.")
+    label: str | None = Field(None, min_length=1, max_length=64, description="Label on the target (default: the "
+                              "root key's).")
+
+
+class RootCeremony(Strict):
+    """A later ceremony that needs the root again: bring it back, use it, put it away again."""
+
+    api_version: Literal["pki-ceremony/v1"] = Field(alias="apiVersion")
+    kind: Literal["RootCeremony"]
+    metadata: Metadata
+    base: str = Field(description="The ceremony file that made the root (relative to this file). Its workspace "
+                                  "is this ceremony's too: the PKI's one record.")
+    hsms: dict[Name, HsmSpec] = Field(default_factory=dict, description="Further HSMs, e.g. an export target.")
+    crl: CrlSpec | None = None
+    export: ExportSpec | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "RootCeremony":
+        if self.crl is None and self.export is None:
+            raise ValueError("a root ceremony needs 'crl' or 'export' (or both): what is the root brought back for?")
+        return self

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from pki_ceremony.errors import CeremonyFileError
 
-from .ceremony import Ceremony
+from .ceremony import Ceremony, RootCeremony
+from .root_rules import check_root_ceremony
 from .rules import check_hierarchy
 from .yaml_source import SourceMap, read_yaml
 
@@ -31,18 +32,22 @@ class CeremonyFileErrors(CeremonyFileError):
 
 @dataclass(frozen=True)
 class LoadedCeremony:
-    """A validated ceremony with where it came from."""
+    """A validated ceremony with where it came from (and, for a RootCeremony, its base)."""
 
-    model: Ceremony
+    model: Ceremony | RootCeremony
     path: Path
     source: SourceMap
+    base: "LoadedCeremony | None" = None
 
     @property
     def fingerprint(self) -> str:
-        return ceremony_fingerprint(self.model)
+        own = ceremony_fingerprint(self.model)
+        if self.base is None:
+            return own
+        return hashlib.sha256(f"{own}:{self.base.fingerprint}".encode()).hexdigest()
 
 
-def ceremony_fingerprint(model: Ceremony) -> str:
+def ceremony_fingerprint(model) -> str:
     data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -71,11 +76,17 @@ def _loc(err: dict) -> tuple:
     return tuple(out)
 
 
-def load_ceremony(path: str | Path, *, collect: bool = False) -> LoadedCeremony:
+KINDS = {"Ceremony": Ceremony, "RootCeremony": RootCeremony}
+
+
+def load_ceremony(path: str | Path, *, collect: bool = False, _seen: tuple = ()) -> LoadedCeremony:
     path = Path(path)
     data, smap = read_yaml(path)
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise smap.error(("kind",), f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     try:
-        model = Ceremony.model_validate(data)
+        model = KINDS[kind].model_validate(data)
     except ValidationError as exc:
         errors = []
         for err in exc.errors(include_url=False):
@@ -83,10 +94,22 @@ def load_ceremony(path: str | Path, *, collect: bool = False) -> LoadedCeremony:
             errors.append(smap.error(loc, _message(err)))
         errors.sort(key=lambda e: (e.line or 0, e.column or 0))
         raise CeremonyFileErrors(errors) if collect and len(errors) > 1 else errors[0] from None
-    problems = check_hierarchy(model)
+    base = None
+    if isinstance(model, RootCeremony):
+        base_path = (path.parent / model.base).resolve()
+        if base_path in _seen or base_path == path.resolve():
+            raise smap.error(("base",), "the base ceremony refers back to this one")
+        if not base_path.exists():
+            raise smap.error(("base",), f"no base ceremony file at {base_path}")
+        base = load_ceremony(base_path, collect=collect, _seen=_seen + (path.resolve(),))
+        if not isinstance(base.model, Ceremony):
+            raise smap.error(("base",), "the base must be a ceremony that made a hierarchy (kind: Ceremony)")
+        problems = check_root_ceremony(model, base.model)
+    else:
+        problems = check_hierarchy(model)
     if problems:
         errors = [smap.error(p, msg, hint=hint) for p, msg, hint in problems]
         if collect and len(errors) > 1:
             raise CeremonyFileErrors(errors)
         raise errors[0]
-    return LoadedCeremony(model, path, smap)
+    return LoadedCeremony(model, path, smap, base)

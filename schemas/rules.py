@@ -210,15 +210,40 @@ def backend_fields(c: Ceremony) -> Iterator[Problem]:
                        "give path_len 0, 1, 2 or 3", None)
 
 
+def custody(c: Ceremony) -> Iterator[Problem]:
+    """The HSM put away is the root's, of the right kind, and holds no other CA's key."""
+    cu = c.custody
+    if cu is None:
+        return
+    root = c.hierarchy.root
+    if cu.hsm != root.hsm:
+        yield ("custody", "hsm"), f"custody is for the root's HSM ('{root.hsm}'), not '{cu.hsm}'", None
+        return
+    hsm = c.hsms.get(cu.hsm)
+    if hsm is None:
+        return
+    if cu.softhsm is not None and hsm.provider != "softhsm":
+        yield (("custody", "softhsm"), f"hsm '{cu.hsm}' is not a softhsm token",
+               "use 'cloudhsm: {cluster_id: ...}' for AWS CloudHSM")
+    if cu.cloudhsm is not None and hsm.provider != "pkcs11":
+        yield (("custody", "cloudhsm"), f"hsm '{cu.hsm}' is a softhsm token, not CloudHSM",
+               "use 'softhsm: {}' to archive a SoftHSM token")
+    if cu.teardown:
+        others = [ca.name for ca in c.hierarchy.subordinates if c.hsm_of(ca) == cu.hsm]
+        if others:
+            yield (("custody", "teardown"), f"hsm '{cu.hsm}' also holds the keys of " + ", ".join(others) +
+                   "; teardown would take them offline too", "keep subordinates' keys on another HSM")
+
+
 def aws_region(c: Ceremony) -> Iterator[Problem]:
-    if c.aws is not None and not c.uses_aws():
+    if c.aws is not None and not c.uses_aws() and not (c.custody and c.custody.cloudhsm):
         yield ("aws",), "an 'aws' section, but no CA uses the aws-pca backend", "remove it, or use it"
 
 
 RULES: list[Callable[[Ceremony], Iterator[Problem]]] = [
     names_unique, issuers_exist, no_cycles, hsms_exist, algorithm_families,
     labels_unique_per_token, subjects_unique, path_lengths, root_validity, validity_inside_issuer,
-    backend_fields, aws_region,
+    backend_fields, aws_region, custody,
 ]
 
 

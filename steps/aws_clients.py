@@ -40,19 +40,24 @@ class AwsClients:
             raise AwsError("no AWS region: set aws.region in the ceremony file, or AWS_REGION")
 
     def client(self, service: str):
-        if service not in self._clients:
+        return self.regional_client(service, self.region)
+
+    def regional_client(self, service: str, region: str):
+        """A client per service and region (other regions: copies of backups), every call counted."""
+        key = f"{service}@{region}"
+        if key not in self._clients:
             import boto3
             from botocore.config import Config
 
-            session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
+            session = boto3.session.Session(profile_name=self.profile, region_name=region)
             client = session.client(service, config=Config(retries={"mode": "standard", "max_attempts": 8},
                                                            user_agent_extra="pki-ceremony"))
             service_id = client.meta.service_model.service_id.hyphenize()
             client.meta.events.register(f"before-call.{service_id}", self._count)
             if os.environ.get(CRASH_ENV):
                 client.meta.events.register(f"after-call.{service_id}", _crash_after_call)
-            self._clients[service] = client
-        return self._clients[service]
+            self._clients[key] = client
+        return self._clients[key]
 
     @staticmethod
     def _count(model, **_):

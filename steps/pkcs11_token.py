@@ -88,6 +88,27 @@ class Token:
                     pass
                 self._session = None
 
+    def serial(self) -> str:
+        """The token's serial number (SoftHSM: the last 16 hex digits of its folder's name)."""
+        with PKCS11_LOCK:
+            return load_module(self.module_path).get_token(token_label=self.token_label).serial.decode().strip()
+
+    @contextmanager
+    def so_session(self, so_pin: Secret) -> Iterator["pkcs11.Session"]:
+        """A security-officer session. The user session is closed first: one login per token."""
+        with PKCS11_LOCK:
+            self.close()
+            token = load_module(self.module_path).get_token(token_label=self.token_label)
+            try:
+                session = token.open(rw=True, so_pin=so_pin.reveal())
+            except p11x.PinIncorrect:
+                raise AuthenticationError(f"the security officer PIN for {self.describe()} was refused",
+                                          hint="not retried: real HSMs lock after a few failures") from None
+            try:
+                yield session
+            finally:
+                session.close()
+
     def random(self, nbytes: int) -> bytes:
         with self.session() as s:
             return s.generate_random(nbytes * 8)

@@ -20,10 +20,16 @@ from .secrets import Secret
 
 class Runtime:
     def __init__(self, hsms: Mapping[str, HsmSpec], workspace: Path, pins: Mapping[str, Secret],
-                 so_pins: Mapping[str, Secret] | None = None, *, lineage: str = "", ceremony_name: str = "",
-                 aws_settings=None, aws_waiter_delay: float | None = None, create_tokens: bool = True):
+                 so_pin_sources: Mapping | None = None, *, lineage: str = "", ceremony_name: str = "",
+                 aws_settings=None, aws_waiter_delay: float | None = None, create_tokens: bool = True,
+                 never_create: set[str] = frozenset(), ceremony_dir: Path | None = None):
         self.hsms, self.workspace = dict(hsms), Path(workspace)
-        self._pins, self._so_pins = dict(pins), dict(so_pins or {})
+        # Tokens that once held a key (per the state) are never initialised again: a missing one is
+        # offline (torn down), and a fresh empty token under its label would only confuse.
+        self._never_create = set(never_create)
+        self.ceremony_dir = Path(ceremony_dir) if ceremony_dir else self.workspace.parent
+        self._pins = dict(pins)
+        self._so_sources, self._so_pins = dict(so_pin_sources or {}), {}  # SO PINs: asked for only when needed
         self._tokens: dict[str, Token] = {}
         self._softhsm_ready = False
         self.lineage, self.ceremony_name = lineage, ceremony_name
@@ -57,17 +63,19 @@ class Runtime:
         return softhsm.softhsm_module()
 
     def prepare_softhsm(self) -> list[str]:
-        """Write the workspace's SoftHSM config and initialise missing tokens (with known PINs)."""
-        names = [n for n, s in self.hsms.items() if s.provider == "softhsm" and n in self._pins]
-        if self._softhsm_ready or not names:
+        """Point this process at the workspace's SoftHSM config, and initialise the tokens that are
+        missing and may be made (known PIN, never held a key). Returns the labels made."""
+        if self._softhsm_ready or not any(s.provider == "softhsm" for s in self.hsms.values()):
             return []
         softhsm.prepare_config(self.softhsm_dir())
-        if not self._create_tokens:
-            self._softhsm_ready = True
-            return []
-        made = softhsm.ensure_tokens([(self.hsms[n].token, self._pins[n], self._so_pins.get(n)) for n in names])
         self._softhsm_ready = True
-        return made
+        names = [n for n, s in self.hsms.items()
+                 if s.provider == "softhsm" and n in self._pins and n not in self._never_create]
+        if not self._create_tokens or not names:
+            return []
+        missing = softhsm.missing_tokens([self.hsms[n].token for n in names])
+        return softhsm.ensure_tokens([(self.hsms[n].token, self._pins[n], self.so_pin(n)) for n in names
+                                      if self.hsms[n].token in missing])
 
     def token(self, name: str) -> Token:
         if name not in self._tokens:
@@ -77,6 +85,38 @@ class Runtime:
                 self.prepare_softhsm()
             self._tokens[name] = Token(name, self.module_of(name), self.hsms[name].token, self._pins[name])
         return self._tokens[name]
+
+    def softhsm_token_dir(self) -> Path:
+        self.prepare_softhsm()
+        return self.softhsm_dir() / "tokens"
+
+    def forget_token(self, name: str) -> None:
+        """Close the token's session (before its HSM goes away)."""
+        token = self._tokens.pop(name, None)
+        if token is not None:
+            token.close()
+
+    def reload_pkcs11(self) -> None:
+        """Re-read the token list (a token was restored or removed): every session is reopened on demand."""
+        from .pkcs11_token import PKCS11_LOCK, load_module
+
+        with PKCS11_LOCK:
+            modules = {t.module_path for t in self._tokens.values()}
+            for name in list(self._tokens):
+                self.forget_token(name)
+            for module in modules | ({softhsm.softhsm_module()} if self._softhsm_ready else set()):
+                load_module(module).reinitialize()
+
+    def so_pin(self, name: str) -> Secret | None:
+        """The security officer's PIN, from its declared source, read the first time it is needed."""
+        if name not in self._so_pins and name in self._so_sources:
+            from .secrets import resolve_pin
+
+            self._so_pins[name] = resolve_pin(self._so_sources[name], f"security officer of hsm '{name}'")
+        return self._so_pins.get(name)
+
+    def pin(self, name: str) -> Secret:
+        return self._pins[name]
 
     def close(self) -> None:
         for token in self._tokens.values():

@@ -72,6 +72,10 @@ def token_labels(module: str) -> set[str]:
                 if TokenFlag.TOKEN_INITIALIZED in slot.get_token().flags}
 
 
+def missing_tokens(labels: list[str]) -> set[str]:
+    return set(labels) - token_labels(softhsm_module())
+
+
 def _init_token(lib, module: str, label: str, so_pin: bytes) -> None:
     free = [slot for slot in lib.get_slots(token_present=True)
             if TokenFlag.TOKEN_INITIALIZED not in slot.get_token().flags]

@@ -127,6 +127,15 @@ class StandInApp:
                 self.store.wipe()
                 self.store.persist()
 
+    def seed_cluster(self, cluster_id: str, region: str, zone: str) -> bool:
+        from .hsm_service import HsmService
+
+        service = next(s for s in self._services.values() if isinstance(s, HsmService))
+        with self.lock:
+            made = service.seed_cluster(cluster_id, region, zone)
+            self.store.persist()
+        return made
+
     def advance_clock(self, seconds: float) -> float:
         with self.lock:
             now = self.clock.advance(seconds)

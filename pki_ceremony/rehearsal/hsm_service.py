@@ -150,6 +150,27 @@ class HsmService:
             "StateMessage": "HSM created." if hsm["state"] == "ACTIVE" else "HSM is being created.",
         }
 
+    def seed_cluster(self, cluster_id: str, region: str, zone: str) -> bool:
+        """A rehearsal's starting point: an initialised cluster with this id and one ACTIVE HSM in `zone`,
+        as the ceremony file describes an existing one. False if it exists already."""
+        if cluster_id in self._state["clusters"]:
+            return False
+        zones = sorted({zone, f"{region}a", f"{region}b"})
+        cluster = {
+            "id": cluster_id, "region": region, "hsm_type": "hsm1.medium", "mode": "FIPS", "network_type": "IPV4",
+            "subnet_mapping": {z: "subnet-" + secrets.token_hex(8) for z in zones},
+            "vpc_id": "vpc-" + secrets.token_hex(8), "security_group": "sg-" + secrets.token_hex(8),
+            "backup_retention_policy": {"Type": "DAYS", "Value": "90"}, "state": "INITIALIZED",
+            "pending_polls": 0, "created_at": self._now(), "hsms": [], "had_hsms": False,
+            "source_backup_id": None, "certificates": {}, "tags": [],
+        }
+        cluster["hsms"].append({
+            "id": new_id("hsm"), "availability_zone": zone, "subnet_id": cluster["subnet_mapping"][zone],
+            "eni_id": "eni-" + secrets.token_hex(8), "eni_ip": f"10.0.0.{secrets.randbelow(250) + 2}",
+            "state": "ACTIVE", "pending_polls": 0, "restored_backup_id": None})
+        self._state["clusters"][cluster_id] = cluster
+        return True
+
     def op_CreateCluster(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         hsm_type = require(params, "HsmType")
         subnet_ids = require(params, "SubnetIds")

@@ -179,6 +179,10 @@ class StandInServer:
     def reset_calls(self) -> None:
         self.app.reset(state=False)
 
+    def seed_cluster(self, cluster_id: str, region: str, zone: str) -> bool:
+        """Make the CloudHSM cluster a rehearsed ceremony names: initialised, one ACTIVE HSM in `zone`."""
+        return self.app.seed_cluster(cluster_id, region, zone)
+
     def advance_clock(self, seconds: float) -> float:
         return self.app.advance_clock(seconds)
 

@@ -1,0 +1,54 @@
+"""Rules of a RootCeremony, checked against the base ceremony it names."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from .ceremony import Ceremony, RootCeremony, add_validity
+from .rules import Problem, _STARTS
+
+MAX_CRL_PERIOD_DAYS = 366  # nextUpdate at most 12 months after thisUpdate (boulder's rule)
+
+
+def check_root_ceremony(rc: RootCeremony, base: Ceremony) -> list[Problem]:
+    return [p for rule in (hsm_names, export_possible, crl_period) for p in rule(rc, base)]
+
+
+def hsm_names(rc: RootCeremony, base: Ceremony) -> Iterator[Problem]:
+    for name in rc.hsms:
+        if name in base.hsms:
+            yield ("hsms", name), f"'{name}' is already declared by the base ceremony", "use another name"
+
+
+def export_possible(rc: RootCeremony, base: Ceremony) -> Iterator[Problem]:
+    ex = rc.export
+    if ex is None:
+        return
+    root = base.hierarchy.root
+    if not root.key.exportable:
+        yield (("export",), "the root key was generated non-extractable (the base ceremony's "
+               "hierarchy.root.key.exportable is false): it can never leave its HSM",
+               "a portable root is generated with 'key: {exportable: true}' (extractable only under a wrapping "
+               "key the security officer trusts); this root can be backed up with its HSM, not exported")
+    if ex.to not in rc.hsms:
+        yield ("export", "to"), f"'{ex.to}' is not declared under this file's hsms", None
+        return
+    source = base.hsms[root.hsm]
+    target = rc.hsms[ex.to]
+    if (target.provider, target.module, target.token) == (source.provider, source.module, source.token):
+        yield ("export", "to"), "the target is the root's own token", None
+    if source.so_pin is None:
+        yield (("export",), f"exporting needs the security officer of hsm '{root.hsm}' to trust the wrapping key, "
+               "and the base ceremony declares no so_pin for it", f"add 'so_pin: {{env: ...}}' to hsms.{root.hsm}")
+
+
+def crl_period(rc: RootCeremony, base: Ceremony) -> Iterator[Problem]:
+    if rc.crl is None:
+        return
+    v = rc.crl.next_update
+    if v.same_as_issuer:
+        yield ("crl", "next_update"), "give years, months or days", None
+        return
+    spec = v.model_dump(exclude_none=True)
+    if any((add_validity(s, spec) - s).days > MAX_CRL_PERIOD_DAYS for s in _STARTS):
+        yield (("crl", "next_update"), f"{v.describe()}: nextUpdate must be at most 12 months after thisUpdate",
+               "relying parties treat a CRL as current until nextUpdate: keep it short")
