@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable
 
+import networkx as nx
+
 from .fingerprint import changed_fields, step_fingerprint
 from .graph import CeremonyGraph, StepNode
 from .state import Meta, StateStore, StepRecord
@@ -77,6 +79,21 @@ class Plan:
         return {r for s in self.to_run for r in s.node.resources}
 
 
+def _interlock_destructive(graph: CeremonyGraph, planned: dict[str, PlannedStep], kinds: set[str]) -> None:
+    """A destructive step (a teardown) never runs while another step that needs one of its resources
+    (the HSM it takes away) is unfinished, unless that step is sure to run before it (an ancestor)."""
+    for sid, step in planned.items():
+        if step.node.kind not in kinds or step.action not in PENDING:
+            continue
+        ancestors = nx.ancestors(graph.g, sid)
+        waiting = [other.node.id for oid, other in planned.items()
+                   if oid != sid and oid not in ancestors and other.action is not Action.DONE
+                   and set(other.node.resources) & set(step.node.resources)]
+        if waiting:
+            planned[sid] = PlannedStep(step.node, Action.BLOCKED, "would take away what unfinished steps still "
+                                       "need: " + ", ".join(waiting), record=step.record, destructive=True)
+
+
 def make_plan(graph: CeremonyGraph, store: StateStore | None, *, replace: Iterable[str] = (),
               destructive_kinds: Iterable[str] = (), workspace: Workspace | None = None) -> Plan:
     records = store.steps() if store is not None else {}
@@ -135,6 +152,7 @@ def make_plan(graph: CeremonyGraph, store: StateStore | None, *, replace: Iterab
                                "apply the base ceremony first", record=rec)
         step.destructive = step.destructive or destructive
         planned[node.id] = step
+    _interlock_destructive(graph, planned, destructive_kinds)
     plan = Plan(list(planned.values()), store.meta() if store is not None else None)
     if store is not None and workspace is not None:
         for path, _, content in store.artifacts():

@@ -48,7 +48,7 @@ def plan_text(p: Plan, ceremony_path: str, workspace: Path, refresh: dict[str, l
         differing = sum(1 for v in refresh.values() if v)
         lines.append(f"Refresh: {len(refresh)} finished step(s) checked against the backends, "
                      f"{differing} differ from the state.")
-    if not p.has_work and not p.problems:
+    if not p.has_work and not p.problems and not p.artifacts_changed:
         lines.append("Nothing to do: every step is done and matches the ceremony file.")
     return "\n".join(lines)
 

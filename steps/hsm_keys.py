@@ -109,8 +109,8 @@ def generate(token: Token, algorithm: str, key_id: bytes, label: str, exportable
     with token.session() as s:
         others = labelled(s, label)
         if others:
-            raise KeyError_(f"{token.describe()} already holds a key labelled '{label}' that this ceremony "
-                            "did not record making; refusing to make a second",
+            raise KeyError_(f"{token.describe()} already holds a key labelled '{label}' (not the one this step "
+                            "is making); refusing to make a second with the same label",
                             hint="choose another key.label, or remove the old key if it is really unused")
         if algorithm.startswith("RSA"):
             pub, _priv = s.generate_keypair(

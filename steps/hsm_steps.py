@@ -42,6 +42,14 @@ class HsmKeyPair(StepPlugin):
         return (f"hsm:{spec['hsm']['name']}",)
 
     def intend(self, call: StepCall, ctx: Runtime) -> dict:
+        if call.replacing:  # checked before the new intent replaces the old key's record
+            token = ctx.token(call.spec["hsm"]["name"])
+            with token.session() as s:
+                if hsm_keys.labelled(s, call.spec["label"]):
+                    raise hsm_keys.KeyError_(
+                        f"{token.describe()} already holds the key labelled '{call.spec['label']}' that is being "
+                        "replaced; a new key needs a new label (nothing was changed)",
+                        hint="set a new key.label in the ceremony file, then apply --replace again")
         return {"key_id": secrets.token_bytes(16).hex(), "label": call.spec["label"]}
 
     def adopt(self, call: StepCall, ctx: Runtime) -> StepResult | None:

@@ -140,3 +140,31 @@ def test_missing_artifact_is_rewritten_from_the_state(applied):
     r = cd.apply()
     assert r.returncode == 0, r.stderr
     assert victim.read_bytes() == content
+
+
+def test_replacing_a_key_under_the_same_label_is_refused_and_leaves_the_ceremony_as_it_was(applied):
+    cd = applied
+    r = cd.apply("--replace", "issuing-b/key")
+    assert r.returncode == 1 and "a new key needs a new label" in r.stderr
+    again = cd.apply()
+    assert again.returncode == 0 and "Nothing to do" in again.stdout  # not stuck
+
+
+def test_destructive_step_waits_for_every_step_that_needs_its_resource():
+    from pki_ceremony.engine.graph import CeremonyGraph, StepNode
+    from pki_ceremony.engine.plan import Action, make_plan
+
+    g = CeremonyGraph()
+    g.add(StepNode("root/key", "k", "root", "key", {}, resources=("hsm:root",)))
+    g.add(StepNode("custody/teardown", "teardown", "custody", "teardown", {}, {"key": "root/key"},
+                   resources=("hsm:root",)))
+    g.add(StepNode("extra/sign", "sign", "extra", "sign", {}, {"key": "root/key"}, resources=("hsm:root",)))
+    plan = make_plan(g, None, destructive_kinds=["teardown"])
+    teardown = plan.by_id("custody/teardown")
+    assert teardown.action is Action.BLOCKED and "extra/sign" in teardown.reason
+    g2 = CeremonyGraph()
+    g2.add(StepNode("root/key", "k", "root", "key", {}, resources=("hsm:root",)))
+    g2.add(StepNode("extra/sign", "sign", "extra", "sign", {}, {"key": "root/key"}, resources=("hsm:root",)))
+    g2.add(StepNode("custody/teardown", "teardown", "custody", "teardown", {}, {"after": "extra/sign"},
+                    resources=("hsm:root",)))
+    assert make_plan(g2, None, destructive_kinds=["teardown"]).by_id("custody/teardown").action is Action.CREATE
