@@ -184,7 +184,9 @@ def compile_root_ceremony(rc: RootCeremony, base: Ceremony, revoked: list[dict])
     hsm = _hsm_ref(base, hsm_name)
     resources = (f"hsm:{hsm_name}",)
     restored: dict[str, str] = {}
-    offline = cu is not None and cu.teardown
+    crl_ca = base.ca(rc.crl.issuer or root.name) if rc.crl else None
+    needs_root = rc.export is not None or (crl_ca is not None and crl_ca is root)
+    offline = cu is not None and cu.teardown and needs_root
     if offline:
         kind = "softhsm.restore" if cu.softhsm else "cloudhsm.restore"
         inputs = {"key": key, "certificate": cert, "teardown": "custody/teardown"}
@@ -201,16 +203,19 @@ def compile_root_ceremony(rc: RootCeremony, base: Ceremony, revoked: list[dict])
         restored = {"restored": restore.id}
     work: list[str] = []
     if rc.crl is not None:
+        is_root = crl_ca is root
         crl = graph.add(StepNode(
             id=f"{n}/crl", kind="x509.crl", group=n,
-            title=f"sign the CRL of '{root.subject.common_name}' ({len(revoked)} revoked, next update in "
+            title=f"sign the CRL of '{crl_ca.subject.common_name}' ({len(revoked)} revoked, next update in "
                   f"{rc.crl.next_update.describe()})",
             spec={"next_update": rc.crl.next_update.model_dump(exclude_none=True), "revoked": revoked,
-                  "signing_algorithm": base.signing_algorithm(root).value, "series": f"crl:{root.name}",
+                  "signing_algorithm": base.signing_algorithm(crl_ca).value, "series": f"crl:{crl_ca.name}",
                   "s3_bucket": rc.crl.s3_bucket, "s3_key": rc.crl.s3_key or None, "ceremony": n,
                   "aws": _aws_ref(base) if rc.crl.s3_bucket else None},
-            inputs={"key": key, "certificate": cert, **restored},
-            resources=resources + (("aws:s3",) if rc.crl.s3_bucket else ()), source_path=("crl",)))
+            inputs={"key": f"{crl_ca.name}/key", "certificate": cert if is_root else f"{crl_ca.name}/import",
+                    **(restored if is_root else {})},
+            resources=(f"hsm:{base.hsm_of(crl_ca)}",) + (("aws:s3",) if rc.crl.s3_bucket else ()),
+            source_path=("crl",)))
         work.append(crl.id)
     if rc.export is not None:
         target = rc.hsms[rc.export.to]
@@ -232,7 +237,7 @@ def compile_root_ceremony(rc: RootCeremony, base: Ceremony, revoked: list[dict])
             source_path=("export",)))
         work += [export.id, proof.id]
     if offline:
-        after = {f"after {w}": w for w in work}
+        after = {f"after {w}": w for w in work if f"hsm:{hsm_name}" in graph.node(w).resources}
         if cu.softhsm:
             graph.add(StepNode(
                 id=f"{n}/teardown", kind="softhsm.teardown", group=n,

@@ -334,6 +334,8 @@ class RevokedEntry(Strict):
 
 
 class CrlSpec(Strict):
+    issuer: Name | None = Field(None, description="The CA whose CRL this is (default: the root); any CA whose key "
+                                "is on an HSM the tool holds.")
     next_update: Validity = Field(description="How long after thisUpdate the next CRL is due (at most 12 months).")
     revoked: list[RevokedEntry] = Field(default_factory=list)
     s3_bucket: str | None = Field(None, min_length=3, max_length=63, description="Also publish the DER CRL here.")

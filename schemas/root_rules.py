@@ -10,7 +10,25 @@ MAX_CRL_PERIOD_DAYS = 366  # nextUpdate at most 12 months after thisUpdate (boul
 
 
 def check_root_ceremony(rc: RootCeremony, base: Ceremony) -> list[Problem]:
-    return [p for rule in (hsm_names, export_possible, crl_period) for p in rule(rc, base)]
+    return [p for rule in (hsm_names, names_free, export_possible, crl_issuer, crl_period) for p in rule(rc, base)]
+
+
+def names_free(rc: RootCeremony, base: Ceremony) -> Iterator[Problem]:
+    taken = {ca.name for ca in base.cas()} | {"custody"}
+    if rc.metadata.name in taken:
+        yield (("metadata", "name"), f"'{rc.metadata.name}' is a name the base ceremony's steps use already",
+               "name this ceremony after what it does and when, e.g. root-crl-2027-01")
+
+
+def crl_issuer(rc: RootCeremony, base: Ceremony) -> Iterator[Problem]:
+    if rc.crl is None or rc.crl.issuer is None:
+        return
+    names = {ca.name: ca for ca in base.cas()}
+    if rc.crl.issuer not in names:
+        yield ("crl", "issuer"), f"the base ceremony has no CA named '{rc.crl.issuer}'", None
+    elif base.hsm_of(names[rc.crl.issuer]) is None:
+        yield (("crl", "issuer"), f"'{rc.crl.issuer}' lives in AWS Private CA, which signs its own CRLs",
+               "configure its revocation (backend.revocation) instead")
 
 
 def hsm_names(rc: RootCeremony, base: Ceremony) -> Iterator[Problem]:

@@ -98,6 +98,9 @@ def test_root_crl_restores_the_root_signs_a_crl_and_removes_it_again(offline):
     v = subprocess.run(["openssl", "crl", "-in", str(crl), "-CAfile", str(root), "-noout"], capture_output=True,
                        text=True)
     assert v.returncode == 0 and "verify OK" in v.stdout + v.stderr
+    lint = subprocess.run([str(Path(sys.executable).parent / "lint_crl"), "lint", "-t", "CRL", "-p", "PKIX", "-s",
+                           "WARNING", str(crl)], capture_output=True, text=True)
+    assert lint.returncode == 0 and lint.stdout.strip() == "", lint.stdout + lint.stderr
     first = x509.load_pem_x509_crl(crl.read_bytes())
     assert first.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 1
     assert first.next_update_utc - first.last_update_utc == __import__("datetime").timedelta(days=180)
@@ -165,3 +168,54 @@ def test_a_non_exportable_root_is_refused_before_any_hsm_is_touched(tmp_path):
     after = (cd.tokens(), sorted(p.name for p in (cd.workspace / "softhsm" / "tokens").iterdir()),
              (cd.workspace / "state.db").read_bytes())
     assert after == before  # no new token (no escrow), no temporary key, no state written
+
+
+def test_a_subordinate_crl_is_signed_without_bringing_the_root_back(offline):
+    cd = offline
+    (cd.dir / "primary-crl.yaml").write_text(
+        "apiVersion: pki-ceremony/v1\nkind: RootCeremony\nmetadata: {name: primary-crl-1}\n"
+        "base: local-offline-root.yaml\ncrl:\n  issuer: primary\n  next_update: {days: 7}\n"
+        "  revoked: [{serial: '1a2b3c', reason: key_compromise}]\n")
+    plan = cd.cli("plan", "primary-crl.yaml").stdout
+    assert "primary-crl-1/crl" in plan and "restore" not in plan and "teardown" not in plan.split("primary-crl-1")[1]
+    env = cd.env()
+    del env["ROOT_HSM_PIN"]  # the root is not needed, so neither is its PIN
+    r = cd.cli("apply", "primary-crl.yaml", "--yes", env=env)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+    arts = cd.workspace / "artifacts"
+    bundle = cd.dir / "primary-and-root.pem"
+    bundle.write_bytes((arts / "primary" / "certificate.pem").read_bytes() + (arts / "root" / "certificate.pem")
+                       .read_bytes())
+    v = subprocess.run(["openssl", "crl", "-in", str(arts / "primary-crl-1" / "crl-1.pem"), "-CAfile", str(bundle),
+                        "-noout"], capture_output=True, text=True)
+    assert v.returncode == 0 and "verify OK" in v.stdout + v.stderr
+    crl = x509.load_pem_x509_crl((arts / "primary-crl-1" / "crl-1.pem").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(0x1A2B3C) is not None
+    assert "root" not in live_tokens(cd)
+
+
+def test_a_crl_is_published_to_s3(offline):
+    """S3 is moto's server here (the stand-in plays Private CA and CloudHSM only); boto3 talks HTTP to it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server._server.server_address[:2]
+        url = f"http://{host}:{port}"
+        s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=url, aws_access_key_id="t",
+                          aws_secret_access_key="t")
+        s3.create_bucket(Bucket="example-crls")
+        cd = offline
+        (cd.dir / "published.yaml").write_text((cd.dir / "root-crl.yaml").read_text().replace(
+            "  revoked: []", "  revoked: []\n  s3_bucket: example-crls"))
+        r = cd.cli("apply", "published.yaml", "--yes", env=cd.env(
+            AWS_ENDPOINT_URL_S3=url, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="t", AWS_SECRET_ACCESS_KEY="t"))
+        assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+        assert "PutObject x1" in r.stdout
+        der = (cd.workspace / "artifacts" / "root-crl-1" / "crl-1.crl").read_bytes()
+        got = s3.get_object(Bucket="example-crls", Key="crl/root-crl-1/1.crl")
+        assert got["Body"].read() == der and got["ContentType"] == "application/pkix-crl"
+    finally:
+        server.stop()
