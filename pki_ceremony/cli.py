@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     ap.add_argument("--verbose", "-v", action="store_true", help="also print each step's AWS calls")
     ap.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
+    ap.add_argument("--parallel", type=int, default=1, metavar="N",
+                    help="run up to N independent steps at once (their AWS waits overlap; HSM calls stay serialised)")
     st = cmd("status", "show the CA hierarchy and how far the ceremony got")
     st.add_argument("--json", action="store_true", help="print the status as JSON (schemas/status.schema.json)")
     gr = cmd("graph", "write the step DAG as Mermaid and Graphviz DOT (and SVG when Graphviz is installed)")
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     rh.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     rh.add_argument("--verbose", "-v", action="store_true", help="also print each step's AWS calls")
     rh.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
+    rh.add_argument("--parallel", type=int, default=1, metavar="N", help="run up to N independent steps at once")
     rh.add_argument("--debug", action="store_true", help="show tracebacks")
     it = sub.add_parser("init", help="write a starting ceremony file (asks a few questions, or takes flags)",
                         description="Write a starting ceremony file from a template. PINs are never asked for: "
@@ -192,7 +195,8 @@ def _apply(c, args, *, confirm, expect=None) -> int:
 
     with progress:
         plan, report = app.apply(c, confirm=confirm, observer=observer,
-                                 replace=tuple(getattr(args, "replace", ())), on_plan=on_plan, expect=expect)
+                                 replace=tuple(getattr(args, "replace", ())), on_plan=on_plan, expect=expect,
+                                 max_workers=max(1, args.parallel))
     if report is None:
         if args.quiet:
             print("Nothing to do.")

@@ -22,7 +22,6 @@ import importlib.resources
 import os
 import re
 import shlex
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Callable, Mapping
 import jinja2
 import yaml
 
+from pki_ceremony.engine.workspace import write_atomically
 from pki_ceremony.errors import UsageError
 from pki_ceremony.schemas.ceremony import (HSM_KEY_ALGORITHMS, NAME_PATTERN, KeyAlgorithm,
                                            default_signing_algorithm)
@@ -576,54 +576,12 @@ def write(path: str | os.PathLike, text: str, force: bool = False) -> Path:
     parent = path.parent
     if not parent.is_dir():
         raise UsageError(f"the directory {parent} does not exist", hint="create it first, or choose another path")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fchmod(f.fileno(), 0o644)
-            os.fsync(f.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            _place_no_clobber(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(parent)
-    return path
-
-
-def _place_no_clobber(tmp: str, path: Path) -> None:
-    """Rename without replacing a file that appeared since the check (hard link, then unlink)."""
-    try:
-        os.link(tmp, path)
+        write_atomically(path, text.encode("utf-8"), 0o644, exclusive=not force)
     except FileExistsError:
         raise UsageError(f"{path} already exists; not overwriting it",
                          hint="choose another file name, or pass --force to replace it") from None
-    except OSError:  # the filesystem has no hard links: the check above has to do
-        if path.exists() or path.is_symlink():
-            raise UsageError(f"{path} already exists; not overwriting it",
-                             hint="choose another file name, or pass --force to replace it") from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return path
 
 
 __all__ = ["Answers", "ask", "answers_from", "render", "write", "yaml_str", "schema_uri", "schema_path",

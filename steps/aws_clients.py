@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import threading
 from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -36,6 +37,7 @@ class AwsClients:
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         self.profile, self.waiter_delay = profile, waiter_delay
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
         if not self.region:
             raise AwsError("no AWS region: set aws.region in the ceremony file, or AWS_REGION")
 
@@ -45,6 +47,10 @@ class AwsClients:
     def regional_client(self, service: str, region: str):
         """A client per service and region (other regions: copies of backups), every call counted."""
         key = f"{service}@{region}"
+        with self._lock:
+            return self._client(key, service, region)
+
+    def _client(self, key: str, service: str, region: str):
         if key not in self._clients:
             import boto3
             from botocore.config import Config

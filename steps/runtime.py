@@ -7,6 +7,7 @@ before any session is opened.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Mapping
 
@@ -35,6 +36,7 @@ class Runtime:
         self.lineage, self.ceremony_name = lineage, ceremony_name
         self._aws_settings, self._aws_waiter_delay = aws_settings, aws_waiter_delay
         self._aws = None
+        self._lock = threading.RLock()  # steps of independent branches may run in parallel threads
         self._create_tokens = create_tokens  # False for read-only uses (plan --refresh)
         self.on_wait = lambda what: None  # set by the application to show waits in its progress display
 
@@ -45,6 +47,10 @@ class Runtime:
     @property
     def aws(self):
         """boto3 clients for the ceremony's AWS side, made on first use (boto3 is imported then)."""
+        with self._lock:
+            return self._make_aws()
+
+    def _make_aws(self):
         if self._aws is None:
             from .aws_clients import AwsClients
 
@@ -78,6 +84,10 @@ class Runtime:
                                       if self.hsms[n].token in missing])
 
     def token(self, name: str) -> Token:
+        with self._lock:
+            return self._token(name)
+
+    def _token(self, name: str) -> Token:
         if name not in self._tokens:
             if name not in self._pins:
                 raise CeremonyError(f"no PIN was collected for hsm '{name}'")

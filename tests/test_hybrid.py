@@ -12,7 +12,6 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -204,3 +203,12 @@ def test_missing_region_is_refused_before_anything_starts(tmp_path, stand_in):
     assert r.returncode == 2 and "no AWS region" in r.stderr and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"error: {cd.file}:") and ": no AWS region for the aws-pca steps" in r.stderr
     assert not cd.workspace.exists()  # refused before anything started
+
+
+def test_parallel_apply_overlaps_aws_waits_and_still_makes_one_ca_each(tmp_path, stand_in):
+    cd = hybrid_on_softhsm(tmp_path, stand_in)
+    r = cd.apply("--parallel", "4", timeout=600)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+    assert "(11 mutating)" in r.stdout
+    assert stand_in.live_cas() == Counter({cn: 1 for cn in common_names()})
+    assert set(verify_all_chains(cd).values()) == {"OK"}

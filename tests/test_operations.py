@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ceremony_support import CeremonyDir, make_ceremony_dir, verify_all_chains
+from ceremony_support import CeremonyDir, verify_all_chains
 
 SPY = next((p for p in ("/usr/lib/x86_64-linux-gnu/pkcs11-spy.so", "/usr/lib/aarch64-linux-gnu/pkcs11-spy.so",
                         "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so") if Path(p).exists()), None)
@@ -168,3 +168,12 @@ def test_destructive_step_waits_for_every_step_that_needs_its_resource():
     g2.add(StepNode("custody/teardown", "teardown", "custody", "teardown", {}, {"after": "extra/sign"},
                     resources=("hsm:root",)))
     assert make_plan(g2, None, destructive_kinds=["teardown"]).by_id("custody/teardown").action is Action.CREATE
+
+
+def test_parallel_local_apply_serialises_pkcs11_and_builds_the_same_hierarchy(local_ceremony):
+    cd = local_ceremony
+    r = cd.apply("--parallel", "4")
+    assert r.returncode == 0, r.stderr
+    assert verify_all_chains(cd) == {n: "OK" for n in ("issuing-a", "issuing-b", "issuing-c", "primary")}
+    private = sorted(o["label"] for objs in cd.tokens().values() for o in objs if o["class"] == "PRIVATE_KEY")
+    assert len(private) == len(set(private)) == 5
