@@ -171,7 +171,7 @@ class Executor:
                     not any(u in remaining for u in self.graph.upstream(sid))]
 
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="step") as pool:
-            while remaining and failure is None or running:
+            while (remaining and failure is None) or running:
                 if failure is None:
                     for sid in ready():
                         if len(running) >= self.max_workers:

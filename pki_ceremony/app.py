@@ -155,7 +155,7 @@ def check_aws_settings(c: Ceremony, p: Plan) -> None:
         return
     if (c.model.aws and c.model.aws.region) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
         return
-    raise c.loaded.source.error(("aws",) if c.model.aws else (), "no AWS region for the aws-pca steps",
+    raise c.loaded.source.error(("aws",) if c.model.aws else (), "no AWS region for the steps that call AWS",
                                 hint="set aws.region in the ceremony file, or AWS_REGION")
 
 

@@ -237,6 +237,13 @@ def _init(args) -> int:
 def _rehearse(args) -> int:
     from pki_ceremony import app, rehearse
 
+    from pki_ceremony.schemas.loader import load_ceremony
+
+    base = load_ceremony(args.file).base
+    if base is not None and not args.workspace:  # checked before a temporary workspace is made
+        raise UsageError("a root ceremony is rehearsed in the workspace of its base ceremony's rehearsal",
+                         hint=f"pki-ceremony rehearse {base.path.name} --workspace DIR, then "
+                              f"pki-ceremony rehearse {args.file} --workspace DIR")
     c = rehearse.rehearsal_ceremony(args.file, args.workspace)
     print(f"Rehearsal of {args.file}: every HSM is a SoftHSM2 token, AWS is a local stand-in.")
     print(f"Rehearsal workspace: {c.workspace.root}")

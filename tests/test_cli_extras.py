@@ -42,3 +42,11 @@ def test_validate_never_imports_boto3_even_for_aws_ceremonies(tmp_path):
         r = subprocess.run([sys.executable, "-c", probe, str(EXAMPLES / name)], capture_output=True, text=True,
                            env=clean_env())
         assert r.stdout.strip().endswith(expected), (name, r.stdout, r.stderr)
+
+
+def test_the_engine_imports_neither_pkcs11_nor_boto3():
+    probe = ("import sys, pkgutil, importlib, pki_ceremony.engine as e\n"
+             "for m in pkgutil.iter_modules(e.__path__):\n    importlib.import_module(f'pki_ceremony.engine.{m.name}')\n"
+             "print(sorted(n for n in ('pkcs11', 'boto3', 'botocore') if n in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env())
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -201,7 +201,7 @@ def test_missing_region_is_refused_before_anything_starts(tmp_path, stand_in):
     cd.file.write_text(cd.file.read_text().replace("aws:\n  region: us-east-1\n", ""))
     r = cd.apply(env=cd.env(AWS_REGION="", AWS_DEFAULT_REGION=""))
     assert r.returncode == 2 and "no AWS region" in r.stderr and "Traceback" not in r.stderr
-    assert r.stderr.startswith(f"error: {cd.file}:") and ": no AWS region for the aws-pca steps" in r.stderr
+    assert r.stderr.startswith(f"error: {cd.file}:") and ": no AWS region for the steps that call AWS" in r.stderr
     assert not cd.workspace.exists()  # refused before anything started
 
 
