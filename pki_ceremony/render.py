@@ -26,7 +26,13 @@ def plan_text(p: Plan, ceremony_path: str, workspace: Path, refresh: dict[str, l
     lines = [f"Ceremony {ceremony_path}", f"Workspace {workspace}"
              + ("" if p.meta else " (new)"), ""]
     width = max((len(s.node.id) for s in p.steps), default=10)
+    base_done = [s for s in p.steps if s.node.external and s.action is Action.DONE]
+    if base_done:
+        lines.append(f"  {SYMBOL[Action.DONE]:>3} {len(base_done)} steps of the base ceremony, done (plan the base "
+                     "ceremony's file to see them)")
     for s in p.steps:
+        if s.node.external and s.action is Action.DONE:
+            continue
         mark = SYMBOL[s.action]
         flag = "  [destructive]" if s.destructive and s.action is not Action.DONE else ""
         lines.append(f"  {mark:>3} {s.node.id:<{width}}  {s.node.title}{flag}")
@@ -207,4 +213,18 @@ def status_text(c, p: Plan) -> str:
 
     for root in children.get(None, []):
         walk(root, "", True, True)
+    ca_names = {ca.name for ca in cas}
+    others: dict[str, list] = {}
+    for step in p.steps:
+        if step.node.group not in ca_names:
+            others.setdefault(step.node.group, []).append(step)
+    if others:
+        lines.append("")
+        lines.append("Ceremony steps:")
+        for group, steps in others.items():
+            done = sum(s.action is Action.DONE for s in steps)
+            last = next((s for s in reversed(steps) if s.action is Action.DONE), None)
+            when = f", last {last.record.finished_at}" if last and last.record else ""
+            lines.append(f"  {group}: {done}/{len(steps)} steps done ({', '.join(s.node.id.split('/', 1)[1] for s in steps)})"
+                         + when)
     return "\n".join(lines)
