@@ -62,6 +62,11 @@ class StepPlugin(ABC):
     def run(self, call: StepCall, ctx: Any) -> StepResult:
         ...
 
+    def preflight(self, call: StepCall) -> list[str]:
+        """Before anything in the apply runs: what this step can already tell is wrong, from its spec and
+        its inputs (given only when every upstream step is finished). No side effects, no HSM, no AWS."""
+        return []
+
     def refresh(self, call: StepCall, outputs: Mapping[str, Any], ctx: Any) -> list[str]:
         """For `plan --refresh`: read (never change) the real backend and say how it differs from
         the recorded outputs. An empty list means it is as recorded."""

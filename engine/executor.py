@@ -121,8 +121,9 @@ class Executor:
         name = node.spec.get("series")
         if not name:
             return ()
-        return tuple(r.outputs for sid, r in sorted(self.store.steps().items())
-                     if sid != node.id and r.done and r.spec.get("series") == name)
+        # A replaced step's own earlier result counts too: a series number is never reused.
+        return tuple(r.outputs for _, r in sorted(self.store.steps().items())
+                     if r.done and r.spec.get("series") == name)
 
     def _work(self, node: StepNode, call: StepCall, resuming: bool) -> StepResult:
         plugin = self.registry.get(node.kind)
@@ -148,12 +149,27 @@ class Executor:
         for path, content in artifacts.items():
             self.workspace.write_artifact(path, content)
 
+    def preflight(self, plan: Plan) -> None:
+        """Refuse, before any step runs, what steps can already tell is wrong (e.g. a CRL that would
+        outlive its issuer): better than finding out after the root's HSM was brought back."""
+        problems = []
+        for step in plan.to_run:
+            ups = self.graph.upstream(step.node.id)
+            if any((self.store.step(u) is None or not self.store.step(u).done) for u in ups):
+                continue
+            inputs = {self.graph.g.edges[u, step.node.id]["role"]: self._outputs(u) for u in ups}
+            call = StepCall(step.node.id, step.node.spec, inputs, series=self._series(step.node))
+            problems += [f"{step.node.id}: {p}" for p in self.registry.get(step.node.kind).preflight(call)]
+        if problems:
+            raise PlanRefused("refused before anything ran: " + "; ".join(problems))
+
     # -- the whole plan ---------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyReport:
         if plan.problems:
             raise PlanRefused("the plan has drifted or blocked steps: " +
                               ", ".join(s.node.id for s in plan.problems),
                               hint="run 'plan' to see what changed; restore the ceremony file or use --replace")
+        self.preflight(plan)
         started = time.monotonic()
         report = ApplyReport()
         report.artifacts_restored = self.restore_artifacts()

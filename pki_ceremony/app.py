@@ -131,13 +131,25 @@ def hsms_needed(p: Plan) -> list[str]:
     return sorted({r.split(":", 1)[1] for r in p.resources_needed() if r.startswith("hsm:")})
 
 
-def check_pin_sources(c: Ceremony, hsm_names: list[str]) -> None:
+def so_pins_needed(c: Ceremony, p: Plan) -> set[str]:
+    """HSMs whose security officer PIN the run may use: a SoftHSM token that may have to be created
+    (it never held a key), or the source of a key export."""
+    held = {s.record.spec["hsm"]["name"] for s in p.steps
+            if s.node.kind == "hsm.keypair" and s.record is not None and s.record.done}
+    create = {n for n in hsms_needed(p) if c.model.hsms[n].provider == "softhsm" and n not in held}
+    export = {s.node.spec["source"]["name"] for s in p.to_run if s.node.kind == "hsm.export_key"}
+    return create | export
+
+
+def check_pin_sources(c: Ceremony, hsm_names: list[str], so_needed: set[str] = frozenset()) -> None:
     """Every PIN the run needs has a source that can give it: before anything starts."""
     from pki_ceremony.steps.secrets import pin_available
 
     for name in hsm_names:
         spec = c.model.hsms[name]
         for field in ("pin", "so_pin"):
+            if field == "so_pin" and name not in so_needed:
+                continue
             source = getattr(spec, field)
             if source is None:
                 continue
@@ -185,7 +197,7 @@ def _apply_locked(c: Ceremony, lock: WorkspaceLock | None, *, confirm, observer,
         on_plan(first)
     if not first.has_work:
         return first, None
-    check_pin_sources(c, hsms_needed(first))
+    check_pin_sources(c, hsms_needed(first), so_pins_needed(c, first))
     check_aws_settings(c, first)
     if first.to_run and not confirm(first):
         raise PlanRefused("not confirmed; nothing was done", hint="answer 'yes', or pass --yes")

@@ -201,7 +201,8 @@ def _apply(c, args, *, confirm, expect=None) -> int:
         if args.quiet:
             print("Nothing to do.")
         return 0
-    print(f"\nApply complete: {len(report.ran)} steps run, {len(report.adopted)} adopted from an interrupted run"
+    steps = "step" if len(report.ran) == 1 else "steps"
+    print(f"\nApply complete: {len(report.ran)} {steps} run, {len(report.adopted)} adopted from an interrupted run"
           + (f", {len(report.artifacts_restored)} artifacts restored" if report.artifacts_restored else "")
           + f", in {report.seconds:.1f}s.")
     print(f"Artifacts: {c.workspace.artifacts_dir}")
@@ -224,6 +225,9 @@ def _print_api_calls(report) -> None:
 def _init(args) -> int:
     from pki_ceremony import init_wizard
 
+    if args.file and Path(args.file).exists() and not args.force:  # before asking anything
+        raise UsageError(f"{args.file} already exists; not overwriting it",
+                         hint="choose another file name, or pass --force to replace it")
     interactive = not args.defaults and sys.stdin.isatty()
     if not interactive and not args.defaults:
         print("Not on a terminal: using the flags given and the defaults for the rest.", file=sys.stderr)
@@ -248,7 +252,7 @@ def _rehearse(args) -> int:
     print(f"Rehearsal of {args.file}: every HSM is a SoftHSM2 token, AWS is a local stand-in.")
     print(f"Rehearsal workspace: {c.workspace.root}")
     first = app.plan(c)
-    app.check_pin_sources(c, app.hsms_needed(first))  # before anything is created
+    app.check_pin_sources(c, app.hsms_needed(first), app.so_pins_needed(c, first))  # before anything is made
     rehearse.mark(c)
     with rehearse.stand_in(c) as url:
         if url:

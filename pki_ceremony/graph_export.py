@@ -35,7 +35,7 @@ ACTION_COLOURS: dict[Action, tuple[str, str, str]] = {
     Action.REPLACE: ("#ffe0b2", "#e65100", "#4d1f00"),  # orange: to be made anew
     Action.DONE: ("#eeeeee", "#9e9e9e", "#424242"),     # grey: nothing to do
     Action.DRIFTED: ("#fff59d", "#f9a825", "#4d3b00"),  # yellow: finished, inputs changed since
-    Action.BLOCKED: ("#e1bee7", "#6a1b9a", "#311040"),  # purple: waits on a drifted step
+    Action.BLOCKED: ("#e1bee7", "#6a1b9a", "#311040"),  # purple: waits on a drifted step, or on a base ceremony's unfinished step, or is held by an interlock
 }
 DESTRUCTIVE_BORDER = "#d50000"
 
@@ -351,7 +351,7 @@ def docs_page(examples_dir: Path = EXAMPLES_DIR) -> str:
         "| `replace` | orange | asked for with `--replace`, or below a replaced step: made anew |",
         "| `done` | grey | finished, and its inputs have not changed |",
         "| `drifted` | yellow | finished, but its inputs changed since |",
-        "| `blocked` | purple, dashed border | waits on a drifted step |",
+        "| `blocked` | purple, dashed border | waits on a drifted step, or on a base ceremony's unfinished step, or is held by an interlock |",
         "",
         "A red border marks a destructive step that has something to do. CAs are green when all their steps "
         "are done, blue when some are (or are to be made anew), yellow when one drifted, and white when none "

@@ -320,10 +320,14 @@ class Ceremony(Strict):
 # --- later ceremonies on an existing root -------------------------------------------------------------------
 
 class RevokedEntry(Strict):
+    """One revoked certificate: exactly one of `certificate` and `serial`."""
+
     certificate: str | None = Field(None, description="A PEM certificate file (relative to this file) to revoke.")
-    serial: str | None = Field(None, pattern=r"^(0x)?[0-9a-fA-F]{1,40}$", description="Or its serial, in hex.")
+    serial: str | None = Field(None, pattern=r"^(0x)?[0-9a-fA-F]{1,40}$", description="Or its serial, in hex. "
+                               "Quote it: YAML reads 123456 as a number, which is refused.")
     reason: Literal["unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded",
-                    "cessation_of_operation", "certificate_hold", "privilege_withdrawn"] = "unspecified"
+                    "cessation_of_operation", "certificate_hold", "privilege_withdrawn"] = Field(
+        "unspecified", description="The CRL reason code; `unspecified` is written as no reason code extension.")
     revoked_at: datetime | None = Field(None, description="When it was revoked (default: when the CRL is signed).")
 
     @model_validator(mode="after")
@@ -336,8 +340,9 @@ class RevokedEntry(Strict):
 class CrlSpec(Strict):
     issuer: Name | None = Field(None, description="The CA whose CRL this is (default: the root); any CA whose key "
                                 "is on an HSM the tool holds.")
-    next_update: Validity = Field(description="How long after thisUpdate the next CRL is due (at most 12 months).")
-    revoked: list[RevokedEntry] = Field(default_factory=list)
+    next_update: Validity = Field(description="How long after thisUpdate the next CRL is due (at most 12 months). "
+                                  "Years, months or days; not `same_as_issuer`.")
+    revoked: list[RevokedEntry] = Field(default_factory=list, description="The certificates the CRL lists.")
     s3_bucket: str | None = Field(None, min_length=3, max_length=63, description="Also publish the DER CRL here.")
     s3_key: str | None = Field(None, description="Object key (default: crl/<ceremony>/<number>.crl).")
 
@@ -357,8 +362,9 @@ class RootCeremony(Strict):
     base: str = Field(description="The ceremony file that made the root (relative to this file). Its workspace "
                                   "is this ceremony's too: the PKI's one record.")
     hsms: dict[Name, HsmSpec] = Field(default_factory=dict, description="Further HSMs, e.g. an export target.")
-    crl: CrlSpec | None = None
-    export: ExportSpec | None = None
+    crl: CrlSpec | None = Field(None, description="Sign a CRL. At least one of `crl` and `export`.")
+    export: ExportSpec | None = Field(None, description="Copy the root key to another HSM. At least one of "
+                                      "`crl` and `export`.")
 
     @model_validator(mode="after")
     def _something(self) -> "RootCeremony":

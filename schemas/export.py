@@ -19,7 +19,15 @@ SCHEMA_ID = "https://pki-ceremony.dev/schemas/ceremony.schema.json"
 
 
 def ceremony_schema() -> dict:
-    schema = Ceremony.model_json_schema(by_alias=True, mode="validation")
+    """Both kinds of ceremony file, told apart by `kind`: a Ceremony and a RootCeremony."""
+    from typing import Annotated, Union
+
+    from pydantic import Field, TypeAdapter
+
+    from .ceremony import RootCeremony
+
+    either = TypeAdapter(Annotated[Union[Ceremony, RootCeremony], Field(discriminator="kind")])
+    schema = either.json_schema(by_alias=True, mode="validation")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
             "title": "pki-ceremony ceremony file (v1)", **schema}
 

@@ -252,10 +252,15 @@ def model(schema: dict | None = None) -> dict[str, Any]:
     """What the template gets: the top-level object, then every object and enum, in walk order."""
     schema = load_schema() if schema is None else schema
     walker = _Walker(schema)
-    top = schema.get("title", "Ceremony")
-    walker.visit(top, schema, "")
+    kinds = [_ref_name(alt) for alt in schema.get("oneOf", [])]  # one file kind per alternative
+    if kinds:
+        for kind in kinds:
+            walker.visit(kind, walker.defs[kind], "")
+            walker.objects[kind].paths = [f"(the whole file, kind: {kind})"]
+    else:
+        walker.visit(schema.get("title", "Ceremony"), schema, "")
+        next(iter(walker.objects.values())).paths = ["(the whole file)"]
     objects = list(walker.objects.values())
-    objects[0].paths = ["(the whole file)"]
     return {"schema_id": schema.get("$id", ""), "schema_title": schema.get("title", ""),
             "objects": objects, "enums": list(walker.enums.values())}
 

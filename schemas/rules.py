@@ -228,6 +228,10 @@ def custody(c: Ceremony) -> Iterator[Problem]:
     if cu.cloudhsm is not None and hsm.provider != "pkcs11":
         yield (("custody", "cloudhsm"), f"hsm '{cu.hsm}' is a softhsm token, not CloudHSM",
                "use 'softhsm: {}' to archive a SoftHSM token")
+    if cu.cloudhsm is not None and not cu.teardown:
+        yield (("custody", "teardown"), "CloudHSM backs a cluster up when an HSM is removed, and daily while HSMs "
+               "run: custody of a CloudHSM root is the teardown", "set teardown: true, or leave custody out to keep "
+               "the HSMs running")
     if cu.teardown:
         others = [ca.name for ca in c.hierarchy.subordinates if c.hsm_of(ca) == cu.hsm]
         if others:

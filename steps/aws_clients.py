@@ -117,7 +117,8 @@ def call(what: str, fn: Callable[..., Any], **kwargs) -> Any:
         err = exc.response.get("Error", {})
         code, message = err.get("Code", "?"), err.get("Message", "")
         op = exc.operation_name
-        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                    "CloudHsmAccessDeniedException"):
             extra = " and acm-pca:TagCertificateAuthority (tags are set at creation)" \
                 if op == "CreateCertificateAuthority" else ""
             raise AuthenticationError(f"{what}: AWS denied {op}: {message}",

@@ -155,6 +155,11 @@ class AwsPcaCsr(StepPlugin):
 class AwsPcaIssueCa(StepPlugin):
     kind = "aws_pca.issue_ca"
 
+    def preflight(self, call_: StepCall) -> list[str]:
+        from .hsm_steps import validity_problems
+
+        return validity_problems(call_)
+
     def intend(self, call_: StepCall, ctx: Runtime) -> dict:
         issuer = load_cert(call_.inputs["issuer_certificate"]["certificate_pem"])
         not_before, not_after = validity_window(call_.spec["validity"], issuer.not_valid_after_utc)

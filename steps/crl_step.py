@@ -33,18 +33,29 @@ REASONS = {"key_compromise": x509.ReasonFlags.key_compromise, "ca_compromise": x
 class Crl(StepPlugin):
     kind = "x509.crl"
 
-    def intend(self, call: StepCall, ctx: Runtime) -> dict:
+    @staticmethod
+    def _dates(call: StepCall) -> tuple[datetime, datetime, list[str]]:
         issuer = load_cert(call.inputs["certificate"]["certificate_pem"])
-        number = max((o["crl_number"] for o in call.series), default=0) + 1
         this_update = now()
         next_update = add_validity(this_update, call.spec["next_update"])
+        problems = []
         if this_update < issuer.not_valid_before_utc:
-            raise CertificateError("thisUpdate would be before the root certificate starts")
+            problems.append("thisUpdate would be before the issuer's certificate starts")
         if next_update > issuer.not_valid_after_utc:
-            raise CertificateError(f"nextUpdate {next_update:%Y-%m-%d} would be after the root certificate ends "
-                                   f"({issuer.not_valid_after_utc:%Y-%m-%d})", hint="shorten crl.next_update")
+            problems.append(f"nextUpdate {next_update:%Y-%m-%d} would be after the issuer's certificate ends "
+                            f"({issuer.not_valid_after_utc:%Y-%m-%d}): shorten crl.next_update")
         if not this_update < next_update <= this_update + MAX_PERIOD:
-            raise CertificateError("nextUpdate must be after thisUpdate and at most 12 months later")
+            problems.append("nextUpdate must be after thisUpdate and at most 12 months later")
+        return this_update, next_update, problems
+
+    def preflight(self, call: StepCall) -> list[str]:
+        return self._dates(call)[2]
+
+    def intend(self, call: StepCall, ctx: Runtime) -> dict:
+        this_update, next_update, problems = self._dates(call)
+        if problems:
+            raise CertificateError("; ".join(problems))
+        number = max((o["crl_number"] for o in call.series), default=0) + 1
         return {"crl_number": number, "this_update": this_update.isoformat(), "next_update": next_update.isoformat()}
 
     def run(self, call: StepCall, ctx: Runtime) -> StepResult:
@@ -52,7 +63,7 @@ class Crl(StepPlugin):
         key = call.inputs["key"]
         signer = hsm_signer(ctx.token(key["hsm"]), KeyRef.from_outputs(key))
         if not same_key(signer.public_key(), issuer.public_key()):
-            raise CertificateError("the key on the HSM is not the root certificate's key")
+            raise CertificateError("the key on the HSM is not the issuer certificate's key")
         this_update = datetime.fromisoformat(call.intent["this_update"])
         number = call.intent["crl_number"]
         builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)

@@ -175,14 +175,17 @@ class CloudHsmTeardown(StepPlugin):
     destructive = True
 
     def intend(self, call_: StepCall, ctx: Runtime) -> dict:
-        return {"started_at": time.time()}
+        # The zone is recorded first: a teardown resumed after the HSMs are gone still knows where
+        # to create one when the root is needed again.
+        hsms = _cluster(ctx, call_.spec["cluster"]["cluster_id"]).get("Hsms", [])
+        return {"started_at": time.time(), "availability_zone": next((h.get("AvailabilityZone") for h in hsms), None)}
 
     def run(self, call_: StepCall, ctx: Runtime) -> StepResult:
         spec, cluster_id = call_.spec, call_.spec["cluster"]["cluster_id"]
         client = _hsm_client(ctx)
         with ctx.aws.counting() as calls:
             hsms = _cluster(ctx, cluster_id).get("Hsms", [])
-            zone = next((h.get("AvailabilityZone") for h in hsms), None)
+            zone = next((h.get("AvailabilityZone") for h in hsms), None) or call_.intent.get("availability_zone")
             if hsms:  # the key must be in what the backup will hold
                 _check_root_key(ctx, spec["hsm"]["name"], call_.inputs["key"], call_.inputs.get("certificate"))
                 ctx.forget_token(spec["hsm"]["name"])
@@ -192,8 +195,9 @@ class CloudHsmTeardown(StepPlugin):
             since = call_.intent["started_at"] - 5
 
             def ready_backup():
-                backups = [b for page in client.get_paginator("describe_backups").paginate(
-                    Filters={"clusterIds": [cluster_id]}) for b in page.get("Backups", [])]
+                backups = call("list the cluster's backups", lambda: [
+                    b for page in client.get_paginator("describe_backups").paginate(
+                        Filters={"clusterIds": [cluster_id]}) for b in page.get("Backups", [])])
                 mine = [b for b in backups if _ts(b.get("CreateTimestamp")) >= since]
                 done = [b for b in mine if b.get("BackupState") == "READY"]
                 return max(done, key=lambda b: _ts(b.get("CreateTimestamp"))) if done and len(done) == len(mine) else None
@@ -214,13 +218,15 @@ class CloudHsmTeardown(StepPlugin):
     @staticmethod
     def _copy(ctx: Runtime, backup_id: str, region: str) -> str:
         remote = _hsm_client(ctx, region)
-        existing = remote.describe_backups(Filters={"sourceBackupIds": [backup_id]}).get("Backups", [])
+        existing = call(f"look for copies in {region}", remote.describe_backups,
+                        Filters={"sourceBackupIds": [backup_id]}).get("Backups", [])
         if existing:
             return existing[0]["BackupId"]
         call(f"copy the backup to {region}", _hsm_client(ctx).copy_backup_to_region,
              DestinationRegion=region, BackupId=backup_id)
         # The answer names the source only: the copy is found in its region by its source backup id.
-        found = _wait(ctx, f"the copy of {backup_id} in {region}", lambda: remote.describe_backups(
+        found = _wait(ctx, f"the copy of {backup_id} in {region}", lambda: call(
+            f"look for copies in {region}", remote.describe_backups,
             Filters={"sourceBackupIds": [backup_id]}).get("Backups", []), timeout_s=600, delay_s=1)
         return found[0]["BackupId"]
 

@@ -124,8 +124,21 @@ class HsmCsr(StepPlugin):
         return StepResult({"csr_pem": pem}, {"csr.pem": pem.encode()}, summary="CSR signed by its own key")
 
 
+def validity_problems(call: StepCall) -> list[str]:
+    """A certificate for this spec, signed now, would fit inside its issuer's (for preflight)."""
+    issuer = load_cert(call.inputs["issuer_certificate"]["certificate_pem"])
+    try:
+        validity_window(call.spec["validity"], issuer.not_valid_after_utc)
+    except CertificateError as exc:
+        return [str(exc)]
+    return []
+
+
 class HsmSignCa(StepPlugin):
     kind = "hsm.sign_ca"
+
+    def preflight(self, call: StepCall) -> list[str]:
+        return validity_problems(call)
 
     def intend(self, call: StepCall, ctx: Runtime) -> dict:
         issuer = load_cert(call.inputs["issuer_certificate"]["certificate_pem"])

@@ -83,6 +83,12 @@ def _sign_check(signer, certificate_pem: str, data: bytes, signing_algorithm: st
 class ExportKey(StepPlugin):
     kind = "hsm.export_key"
 
+    def preflight(self, call: StepCall) -> list[str]:
+        attrs = call.inputs["key"].get("attributes", {})
+        if not call.spec["exportable"] or not attrs.get("EXTRACTABLE") or not attrs.get("WRAP_WITH_TRUSTED"):
+            return ["the root key was generated non-extractable: it can never leave its HSM"]
+        return []
+
     def intend(self, call: StepCall, ctx: Runtime) -> dict:
         _refuse_unless_exportable(call, ctx)  # before anything touches an HSM
         return {"temp": secrets.token_hex(6), "label": call.spec["label"], "key_id": call.inputs["key"]["key_id"]}
@@ -150,7 +156,8 @@ class ExportKey(StepPlugin):
                               Attribute.UNWRAP: False, Attribute.DERIVE: False, Attribute.ENCRYPT: pkcs11.DEFAULT,
                               Attribute.VERIFY: pkcs11.DEFAULT, Attribute.WRAP: pkcs11.DEFAULT})
                 t.create_object({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.TOKEN: True,
-                                 Attribute.PRIVATE: False, Attribute.VERIFY: True, Attribute.ID: root.key_id,
+                                 Attribute.PRIVATE: False, Attribute.VERIFY: True, Attribute.ENCRYPT: False,
+                                 Attribute.WRAP: False, Attribute.ID: root.key_id,
                                  Attribute.LABEL: call.intent["label"], **_public_template(root.public_key())})
                 for obj in (kek_copy, unwrap_priv, unwrap_pub):
                     obj.destroy()

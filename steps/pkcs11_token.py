@@ -55,7 +55,8 @@ class Token:
             token = lib.get_token(token_label=self.token_label)
         except p11x.NoSuchToken:
             raise HsmError(f"no {self.describe()} in {self.module_path}",
-                           hint="check the token label, and that the HSM is connected") from None
+                           hint="check the token label and that the HSM is connected; a token taken offline by "
+                                "custody comes back only through a root ceremony (kind: RootCeremony)") from None
         except p11x.MultipleTokensReturned:
             raise HsmError(f"more than one token is labelled '{self.token_label}' in {self.module_path}") from None
         try:

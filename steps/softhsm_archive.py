@@ -97,7 +97,9 @@ def verify_in_scratch(archive: Path, token_label: str, pin: Secret, key: dict) -
         request = json.dumps({"token": token_label, "pin": pin.reveal(), "key_id": key["key_id"],
                               "label": key["label"], "algorithm": key["algorithm"],
                               "public_key_pem": key["public_key_pem"]})
-        env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+        # A minimal environment: nothing of ours (PIN variables included) but what the child needs.
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV",
+                                          "PKI_CEREMONY_SOFTHSM_MODULE") if k in os.environ}
         env["SOFTHSM2_CONF"] = str(conf)
         r = subprocess.run([sys.executable, "-m", "pki_ceremony.steps.softhsm_verify"], input=request,
                            capture_output=True, text=True, env=env, timeout=120)

@@ -90,7 +90,9 @@ def test_teardown_without_a_verified_backup_is_refused_and_changes_nothing(tmp_p
 
 def test_root_crl_restores_the_root_signs_a_crl_and_removes_it_again(offline):
     cd = offline
-    r = cd.cli("apply", "root-crl.yaml", "--yes")
+    env = cd.env()
+    del env["ROOT_HSM_SO_PIN"]  # a CRL needs no security officer
+    r = cd.cli("apply", "root-crl.yaml", "--yes", env=env)
     assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
     assert "root" not in live_tokens(cd)
     root = cd.workspace / "artifacts" / "root" / "certificate.pem"
@@ -120,6 +122,12 @@ def test_root_crl_restores_the_root_signs_a_crl_and_removes_it_again(offline):
     assert revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.superseded
     assert "root" not in live_tokens(cd)
     assert cd.cli("apply", "root-crl-2.yaml", "--yes").stdout.count("Nothing to do") == 1
+    # Made anew (restore, CRL, teardown): the replaced CRL's number counts, so this one is 3.
+    again = cd.cli("apply", "root-crl-2.yaml", "--yes", "--replace", "root-crl-2/restore")
+    assert again.returncode == 0, again.stdout[-1500:] + again.stderr[-1500:]
+    third = x509.load_pem_x509_crl((cd.workspace / "artifacts" / "root-crl-2" / "crl-3.pem").read_bytes())
+    assert third.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 3
+    assert "root" not in live_tokens(cd)
 
 
 def test_export_copies_the_root_to_another_token_that_signs_as_the_root(offline):

@@ -1,9 +1,11 @@
 """The documentation is true to the code: generated parts in sync, links resolve, commands exist.
 
 Fast checks only (no HSM): the ceremony file reference equals what the generator renders from the
-JSON Schema, every relative link in README.md and docs/*.md reaches a file (and a heading, when it
-names one), the commands, options and exit codes in docs/cli.md are the CLI's, and the facts the
-other pages list by name (hierarchy rules, crash-hook phases) are the code's.
+JSON Schema, its hand-written RootCeremony tables name the models' fields, its examples validate,
+every relative link in README.md and docs/*.md reaches a file (and a heading, when it names one),
+the commands, options and exit codes in docs/cli.md are the CLI's, and the facts the other pages
+list by name (hierarchy and root-ceremony rules, crash-hook phases, step kinds, the DAG drawings,
+the CloudHSM actions of the IAM policy) are the code's.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
-EXPECTED_PAGES = {"getting-started.md", "cli.md", "architecture.md", "security-model.md", "ceremony-file.md"}
+EXPECTED_PAGES = {"getting-started.md", "cli.md", "architecture.md", "security-model.md", "ceremony-file.md",
+                  "custody.md", "hierarchies.md", "aws.md"}
 
 
 def _without_fences(text: str) -> str:
@@ -131,6 +134,78 @@ def test_hierarchy_rules_named_in_the_reference_exist():
     assert unknown == set(), f"the reference names rules schemas/rules.py does not have: {sorted(unknown)}"
 
 
+def _section(text: str, heading: str) -> str:
+    """The text under `heading` (a whole heading line), up to the next heading of the same or a higher level."""
+    level = len(heading) - len(heading.lstrip("#"))
+    body = text.split(heading + "\n", 1)[1]
+    end = re.search(rf"^#{{1,{level}}} ", body, flags=re.M)
+    return body[:end.start()] if end else body
+
+
+ROOT_CEREMONY_TABLES = {"RootCeremony": "RootCeremony", "CrlSpec": "CrlSpec", "RevokedEntry": "RevokedEntry",
+                        "ExportSpec": "ExportSpec"}
+
+
+def test_root_ceremony_tables_name_the_models_fields():
+    """`kind: RootCeremony` is not in ceremony.schema.json: its tables are written by hand from the models."""
+    from pki_ceremony.schemas import ceremony
+
+    text = (DOCS / "ceremony-file.md").read_text(encoding="utf-8")
+    for heading, model_name in ROOT_CEREMONY_TABLES.items():
+        model = getattr(ceremony, model_name)
+        section = _section(text, f"### {heading}")
+        rows = set(re.findall(r"^\| `([A-Za-z0-9_]+)` \|", section, flags=re.M))
+        fields = {(f.alias or name) for name, f in model.model_fields.items()}
+        assert rows - fields == set(), f"{heading}: rows for fields {model_name} does not have: {sorted(rows - fields)}"
+        assert fields - rows == set(), f"{heading}: fields of {model_name} without a row: {sorted(fields - rows)}"
+        required = {(f.alias or name) for name, f in model.model_fields.items() if f.is_required()}
+        documented = set(re.findall(r"^\| `([A-Za-z0-9_]+)` \| [^|]+ \| yes \|", section, flags=re.M))
+        assert documented == required, f"{heading}: required fields {sorted(required)}, documented {sorted(documented)}"
+
+
+def test_root_ceremony_example_in_the_reference_validates(tmp_path):
+    import datetime
+    import shutil
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from pki_ceremony.schemas.ceremony import RootCeremony
+    from pki_ceremony.schemas.loader import load_ceremony
+
+    text = (DOCS / "ceremony-file.md").read_text(encoding="utf-8")
+    section = _section(text, "## Root ceremonies (`kind: RootCeremony`)")
+    block = re.search(r"^```yaml\n(.*?)^```$", section, flags=re.S | re.M).group(1)
+    base = re.search(r"^base: (\S+)", block, flags=re.M).group(1)
+    shutil.copy(REPO / "ceremonies" / base, tmp_path / base)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old primary")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(0x1A2B3D).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "old-primary.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    example = tmp_path / "example.yaml"
+    example.write_text(block)
+    loaded = load_ceremony(example)
+    assert isinstance(loaded.model, RootCeremony) and loaded.model.crl and loaded.model.export
+
+
+def test_root_ceremony_rules_named_in_the_reference_exist():
+    from pki_ceremony.schemas import root_rules
+
+    tree = ast.parse((REPO / "schemas" / "root_rules.py").read_text())
+    check = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "check_root_ceremony")
+    used = {n.id for n in ast.walk(check) if isinstance(n, ast.Name) and callable(getattr(root_rules, n.id, None))}
+    text = (DOCS / "ceremony-file.md").read_text(encoding="utf-8")
+    section = _section(text, "### 4. Root ceremonies (`schemas/root_rules.py`)")
+    named = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.M))
+    assert named, "no rule rows found under '### 4. Root ceremonies'"
+    assert named <= used, f"the reference names root-ceremony rules the code does not run: {sorted(named - used)}"
+
+
 # --- links -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
@@ -235,27 +310,62 @@ def test_crash_hook_phases_in_architecture_md_are_the_executors():
     assert "PKI_CEREMONY_TEST_CRASH_DELAY" in text and '"_DELAY"' in source
 
 
-def test_step_kinds_named_in_architecture_md_exist():
+STEP_KIND = r"`((?:hsm|x509|aws_pca|softhsm|cloudhsm)\.[a-z_]+)`"
+
+
+@pytest.mark.parametrize("page", ["architecture.md", "custody.md"])
+def test_step_kinds_named_in_the_docs_exist(page):
     from pki_ceremony import app
 
-    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
-    named = set(re.findall(r"`((?:hsm|x509|aws_pca)\.[a-z_]+)`", text))
-    assert named, "docs/architecture.md names no step kind"
+    text = (DOCS / page).read_text(encoding="utf-8")
+    named = set(re.findall(STEP_KIND, text))
+    assert named, f"docs/{page} names no step kind"
     unknown = named - set(app.registry().kinds())
-    assert unknown == set(), f"docs/architecture.md names step kinds that are not registered: {sorted(unknown)}"
+    assert unknown == set(), f"docs/{page} names step kinds that are not registered: {sorted(unknown)}"
 
 
-def test_local_dag_diagram_in_architecture_md_shows_real_edges():
+def _dag_diagrams(text: str) -> dict[str, str]:
+    """Mermaid diagrams marked `<!-- dag: ceremonies/FILE.yaml -->`, by ceremony file."""
+    return dict(re.findall(r"^<!-- dag: (\S+) -->\n```mermaid\n(.*?)^```$", text, flags=re.S | re.M))
+
+
+def test_dag_diagrams_in_architecture_md_show_real_edges():
     from pki_ceremony.app import open_ceremony
 
     text = (DOCS / "architecture.md").read_text(encoding="utf-8")
-    diagram = re.search(r"^```mermaid\n(.*?)^```$", text, flags=re.S | re.M).group(1)
-    labels = dict(re.findall(r'^\s*(\w+)\["([^"<]+)<br/>', diagram, flags=re.M))
-    drawn = {(labels[a], role, labels[b]) for a, role, b in re.findall(r"^\s*(\w+) -- (\w+) --> (\w+)$", diagram,
-                                                                        flags=re.M)}
-    graph = open_ceremony(REPO / "ceremonies" / "local.yaml").graph
-    real = {(u, d["role"], v) for u, v, d in graph.g.edges(data=True)}
-    kinds = {n.id: n.kind for n in graph.order()}
-    assert drawn and drawn <= real, f"edges drawn that the DAG does not have: {sorted(drawn - real)}"
-    for node_id, label_kind in re.findall(r'\["([^"<]+)<br/>([\w.]+)"\]', diagram):
-        assert kinds.get(node_id) == label_kind, f"{node_id} is drawn as {label_kind}, the DAG has {kinds.get(node_id)}"
+    diagrams = _dag_diagrams(text)
+    assert {"ceremonies/local.yaml", "ceremonies/local-offline-root.yaml", "ceremonies/root-crl.yaml"} <= set(diagrams)
+    for ceremony_file, diagram in diagrams.items():
+        labels = dict(re.findall(r'^\s*(\w+)\["([^"<]+)<br/>', diagram, flags=re.M))
+        edges = re.findall(r"^\s*(\w+) -- (\w+) --> (\w+)$", diagram, flags=re.M)
+        edges += re.findall(r'^\s*(\w+) -->\|"([^"]+)"\| (\w+)$', diagram, flags=re.M)
+        drawn = {(labels[a], role, labels[b]) for a, role, b in edges}
+        graph = open_ceremony(REPO / ceremony_file).graph
+        real = {(u, d["role"], v) for u, v, d in graph.g.edges(data=True)}
+        kinds = {n.id: n.kind for n in graph.order()}
+        assert drawn and drawn <= real, f"{ceremony_file}: edges drawn that the DAG does not have: {sorted(drawn - real)}"
+        for node_id, label_kind in re.findall(r'\["([^"<]+)<br/>([\w.]+)"\]', diagram):
+            assert kinds.get(node_id) == label_kind, \
+                f"{ceremony_file}: {node_id} is drawn as {label_kind}, the DAG has {kinds.get(node_id)}"
+
+
+# --- facts named in aws.md -----------------------------------------------------------------------
+
+def test_cloudhsm_actions_in_the_iam_policy_are_the_calls_of_the_custody_steps():
+    import json
+
+    import botocore.session
+    from botocore import xform_name
+
+    operations = botocore.session.get_session().get_service_model("cloudhsmv2").operation_names
+    by_method = {xform_name(op): op for op in operations}
+    source = (REPO / "steps" / "custody_steps.py").read_text()
+    called = {by_method[m] for m in re.findall(r"[a-z_]+", source) if m in by_method}
+    text = (DOCS / "aws.md").read_text(encoding="utf-8")
+    section = _section(text, "## CloudHSM custody: the cloudhsmv2 calls")
+    policy = json.loads(re.search(r"^```json\n(.*?)^```$", section, flags=re.S | re.M).group(1))
+    actions = {a.split(":", 1)[1] for s in policy["Statement"]
+               for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) if a.startswith("cloudhsm:")}
+    assert called, "found no cloudhsmv2 call in steps/custody_steps.py"
+    assert called <= actions, f"cloudhsmv2 calls missing from the policy in docs/aws.md: {sorted(called - actions)}"
+    assert actions <= called, f"docs/aws.md allows cloudhsm actions the tool does not call: {sorted(actions - called)}"
