@@ -105,6 +105,46 @@ def _certificate_step(model: Ceremony, ca: SubordinateSpec, issuer, issuer_creat
                     inputs=inputs, resources=(f"hsm:{hsm}",), source_path=path)
 
 
+def _add_subordinates(graph: CeremonyGraph, model: Ceremony, subordinates, issuer_steps: dict[str, tuple[str, str]],
+                      root_signing_inputs: dict[str, str] | None = None) -> None:
+    """Steps for `subordinates`, parents before children (file order otherwise). `issuer_steps` maps a
+    CA to what it exposes to its children: the step holding its key (or its Private CA ARN) and the
+    step whose outputs carry its final certificate and chain. `root_signing_inputs` are extra inputs
+    of a certificate the root signs (a root ceremony's restore)."""
+    by_name = {ca.name: ca for ca in model.cas()}
+    root = model.hierarchy.root.name
+    pending = list(subordinates)
+    while pending:
+        ready = [ca for ca in pending if ca.issuer in issuer_steps]
+        for ca in ready:
+            pending.remove(ca)
+            issuer_create, issuer_cert = issuer_steps[ca.issuer]
+            create, csr, imp = _subordinate_steps(model, ca)
+            graph.add(create)
+            graph.add(csr)
+            cert = _certificate_step(model, ca, by_name[ca.issuer], issuer_create, issuer_cert, csr)
+            if ca.issuer == root and root_signing_inputs:
+                cert = replace(cert, inputs={**cert.inputs, **root_signing_inputs})
+            graph.add(cert)
+            imported = graph.add(StepNode(
+                id=f"{ca.name}/import", kind=imp["kind"], group=ca.name, title=imp["title"], spec=imp["spec"],
+                inputs={"ca": create.id, "csr": csr.id, "certificate": cert.id, "issuer_certificate": issuer_cert},
+                resources=imp["resources"], source_path=_ca_path(model, ca)))
+            issuer_steps[ca.name] = (create.id, imported.id)
+        if not ready:  # unreachable after schema validation (issuers exist, no cycles)
+            raise ValueError("subordinates without a reachable issuer: " + ", ".join(c.name for c in pending))
+
+
+def exposed_steps(model: Ceremony) -> dict[str, tuple[str, str]]:
+    """For every CA of a compiled ceremony: (its key or Private CA step, its final certificate step)."""
+    root = model.hierarchy.root.name
+    out = {root: (f"{root}/key", f"{root}/certificate")}
+    for ca in model.hierarchy.subordinates:
+        create = f"{ca.name}/key" if isinstance(ca.backend, LocalBackend) else f"{ca.name}/create"
+        out[ca.name] = (create, f"{ca.name}/import")
+    return out
+
+
 def compile_ceremony(model: Ceremony) -> CeremonyGraph:
     graph = CeremonyGraph()
     root = model.hierarchy.root
@@ -115,27 +155,8 @@ def compile_ceremony(model: Ceremony) -> CeremonyGraph:
         spec={**_profile(model, root), "signing_algorithm": model.signing_algorithm(root).value},
         inputs={"key": key.id}, resources=key.resources, source_path=_ca_path(model, root)))
 
-    # What a CA exposes to its children: the step holding its key (or its Private CA ARN), and
-    # the step whose outputs carry its final certificate and chain.
-    issuer_steps: dict[str, tuple[str, str]] = {root.name: (key.id, f"{root.name}/certificate")}
-    by_name = {ca.name: ca for ca in model.cas()}
-    pending = list(model.hierarchy.subordinates)
-    while pending:  # parents before children, file order otherwise
-        ready = [ca for ca in pending if ca.issuer in issuer_steps]
-        for ca in ready:
-            pending.remove(ca)
-            issuer_create, issuer_cert = issuer_steps[ca.issuer]
-            create, csr, imp = _subordinate_steps(model, ca)
-            graph.add(create)
-            graph.add(csr)
-            cert = graph.add(_certificate_step(model, ca, by_name[ca.issuer], issuer_create, issuer_cert, csr))
-            imported = graph.add(StepNode(
-                id=f"{ca.name}/import", kind=imp["kind"], group=ca.name, title=imp["title"], spec=imp["spec"],
-                inputs={"ca": create.id, "csr": csr.id, "certificate": cert.id, "issuer_certificate": issuer_cert},
-                resources=imp["resources"], source_path=_ca_path(model, ca)))
-            issuer_steps[ca.name] = (create.id, imported.id)
-        if not ready:  # unreachable after schema validation (issuers exist, no cycles)
-            raise ValueError("subordinates without a reachable issuer: " + ", ".join(c.name for c in pending))
+    _add_subordinates(graph, model, model.hierarchy.subordinates,
+                      {root.name: (key.id, f"{root.name}/certificate")})
     if model.custody is not None:
         _custody_steps(model, graph)
     graph.check()
@@ -174,9 +195,13 @@ def _custody_steps(model: Ceremony, graph: CeremonyGraph) -> None:
 
 def compile_root_ceremony(rc: RootCeremony, base: Ceremony, revoked: list[dict]) -> CeremonyGraph:
     """The base ceremony's steps (external: done by it, never run here), then this ceremony's:
-    bring the root back, use it (CRL, export), put it away again."""
+    bring the root back, use it (new subordinates, CRL, export), put it away again.
+    `base` is the effective model: the base's hierarchy with this file's HSMs and subordinates."""
     graph = CeremonyGraph()
-    for node in compile_ceremony(base).order():
+    new_names = {ca.name for ca in rc.subordinates}
+    original = base.model_copy(update={"hierarchy": base.hierarchy.model_copy(update={"subordinates": [
+        ca for ca in base.hierarchy.subordinates if ca.name not in new_names]})})
+    for node in compile_ceremony(original).order():
         graph.add(replace(node, external=True))
     root, cu, n = base.hierarchy.root, base.custody, rc.metadata.name
     key, cert = f"{root.name}/key", f"{root.name}/certificate"
@@ -185,7 +210,8 @@ def compile_root_ceremony(rc: RootCeremony, base: Ceremony, revoked: list[dict])
     resources = (f"hsm:{hsm_name}",)
     restored: dict[str, str] = {}
     crl_ca = base.ca(rc.crl.issuer or root.name) if rc.crl else None
-    needs_root = rc.export is not None or (crl_ca is not None and crl_ca is root)
+    needs_root = (rc.export is not None or (crl_ca is not None and crl_ca is root)
+                  or any(ca.issuer == root.name for ca in rc.subordinates))
     offline = cu is not None and cu.teardown and needs_root
     if offline:
         kind = "softhsm.restore" if cu.softhsm else "cloudhsm.restore"
@@ -202,6 +228,10 @@ def compile_root_ceremony(rc: RootCeremony, base: Ceremony, revoked: list[dict])
             source_path=("base",)))
         restored = {"restored": restore.id}
     work: list[str] = []
+    if rc.subordinates:
+        new = [ca for ca in base.hierarchy.subordinates if ca.name in new_names]
+        _add_subordinates(graph, base, new, exposed_steps(original), restored)
+        work += [f"{ca.name}/certificate" for ca in new if ca.issuer == root.name]
     if rc.crl is not None:
         is_root = crl_ca is root
         crl = graph.add(StepNode(

@@ -57,8 +57,10 @@ def open_ceremony(path: str | Path, workspace: str | Path | None = None, *, mode
     """Load, validate and compile a ceremony file. A RootCeremony works in its base's workspace."""
     loaded = load_ceremony(path)
     if isinstance(loaded.model, RootCeremonyModel):
+        from pki_ceremony.schemas.root_rules import with_additions
+
         base = loaded.base
-        effective = base.model.model_copy(update={"hsms": {**base.model.hsms, **loaded.model.hsms}})
+        effective = with_additions(loaded.model, base.model)
         if model_transform:
             effective = model_transform(effective)
         graph = compile_root_ceremony(loaded.model, effective, _revoked(loaded))

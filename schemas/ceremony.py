@@ -362,12 +362,15 @@ class RootCeremony(Strict):
     base: str = Field(description="The ceremony file that made the root (relative to this file). Its workspace "
                                   "is this ceremony's too: the PKI's one record.")
     hsms: dict[Name, HsmSpec] = Field(default_factory=dict, description="Further HSMs, e.g. an export target.")
-    crl: CrlSpec | None = Field(None, description="Sign a CRL. At least one of `crl` and `export`.")
-    export: ExportSpec | None = Field(None, description="Copy the root key to another HSM. At least one of "
-                                      "`crl` and `export`.")
+    subordinates: list[SubordinateSpec] = Field(default_factory=list, description="New CAs, as in "
+                                                 "hierarchy.subordinates: below the root (which is brought back to "
+                                                 "sign them) or below any CA of the base or of this file.")
+    crl: CrlSpec | None = Field(None, description="Sign a CRL.")
+    export: ExportSpec | None = Field(None, description="Copy the root key to another HSM.")
 
     @model_validator(mode="after")
     def _something(self) -> "RootCeremony":
-        if self.crl is None and self.export is None:
-            raise ValueError("a root ceremony needs 'crl' or 'export' (or both): what is the root brought back for?")
+        if self.crl is None and self.export is None and not self.subordinates:
+            raise ValueError("a root ceremony needs 'subordinates', 'crl' or 'export': what is the root brought "
+                             "back for?")
         return self

@@ -10,13 +10,40 @@ MAX_CRL_PERIOD_DAYS = 366  # nextUpdate at most 12 months after thisUpdate (boul
 
 
 def check_root_ceremony(rc: RootCeremony, base: Ceremony) -> list[Problem]:
-    return [p for rule in (hsm_names, names_free, export_possible, crl_issuer, crl_period) for p in rule(rc, base)]
+    problems = [p for rule in (hsm_names, names_free, export_possible, crl_issuer, crl_period) for p in rule(rc, base)]
+    return problems or new_subordinates(rc, base)
+
+
+def with_additions(rc: RootCeremony, base: Ceremony) -> Ceremony:
+    """The base's hierarchy and HSMs with this file's HSMs and subordinates added: what the steps use."""
+    hierarchy = base.hierarchy.model_copy(update={"subordinates": [*base.hierarchy.subordinates, *rc.subordinates]})
+    return base.model_copy(update={"hsms": {**base.hsms, **rc.hsms}, "hierarchy": hierarchy})
+
+
+def new_subordinates(rc: RootCeremony, base: Ceremony) -> list[Problem]:
+    """The whole hierarchy, the base's CAs and the new ones, passes every hierarchy rule; problems
+    are reported at the new CAs' place in this file."""
+    if not rc.subordinates:
+        return []
+    from .rules import check_hierarchy
+
+    first_new = len(base.hierarchy.subordinates)
+    out = []
+    for path, message, hint in check_hierarchy(with_additions(rc, base)):
+        if path[:2] == ("hierarchy", "subordinates") and len(path) > 2 and path[2] >= first_new:
+            out.append((("subordinates", path[2] - first_new, *path[3:]), message, hint))
+        elif path[:1] == ("custody",):
+            continue  # the base's custody rules see the new CAs too; a new CA's key is not on the root's HSM
+        else:
+            out.append((("subordinates",), f"with the new subordinates, the base ceremony breaks a rule: {message}",
+                        hint))
+    return out
 
 
 def names_free(rc: RootCeremony, base: Ceremony) -> Iterator[Problem]:
-    taken = {ca.name for ca in base.cas()} | {"custody"}
+    taken = {ca.name for ca in base.cas()} | {ca.name for ca in rc.subordinates} | {"custody"}
     if rc.metadata.name in taken:
-        yield (("metadata", "name"), f"'{rc.metadata.name}' is a name the base ceremony's steps use already",
+        yield (("metadata", "name"), f"'{rc.metadata.name}' is the name of a CA, whose steps use it already",
                "name this ceremony after what it does and when, e.g. root-crl-2027-01")
 
 

@@ -21,7 +21,7 @@ PINS = {"ROOT_HSM_PIN": "7" + "1" * 11, "ROOT_HSM_SO_PIN": "7" + "2" * 11, "ONLI
 def pki(tmp_path: Path) -> CeremonyDir:
     """local-offline-root.yaml with its two root ceremonies beside it."""
     cd = make_ceremony_dir(tmp_path, "local-offline-root.yaml")
-    for name in ("root-crl.yaml", "root-export.yaml"):
+    for name in ("root-crl.yaml", "root-export.yaml", "root-new-subordinate.yaml"):
         shutil.copy(EXAMPLES / name, cd.dir / name)
     cd.pins = dict(PINS)
     return cd
@@ -227,3 +227,33 @@ def test_a_crl_is_published_to_s3(offline):
         assert got["Body"].read() == der and got["ContentType"] == "application/pkix-crl"
     finally:
         server.stop()
+
+
+def test_a_new_primary_is_signed_by_the_offline_root_brought_back_for_it(offline):
+    cd = offline
+    env = cd.env()
+    del env["ROOT_HSM_SO_PIN"]
+    r = cd.cli("apply", "root-new-subordinate.yaml", "--yes", env=env)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+    assert "new-primary-g2/restore" in r.stdout and "new-primary-g2/teardown" in r.stdout
+    verdicts = verify_all_chains(cd)
+    assert verdicts["primary-g2"] == "OK" and verdicts["issuing-g2-a"] == "OK"
+    tokens = live_tokens(cd)
+    assert "root" not in tokens
+    assert {"example-offline-root-primary-g2", "example-offline-root-issuing-g2-a"} <= {
+        o["label"] for o in tokens["online"] if o["class"] == "PRIVATE_KEY"}
+    status = cd.cli("status", "root-new-subordinate.yaml").stdout
+    assert "└── primary-g2: Example Corp Primary CA G2" in status and status.count(" complete, ") == 7
+    assert "Nothing to do" in cd.cli("apply", "root-new-subordinate.yaml", "--yes", env=env).stdout
+
+
+def test_new_subordinates_are_checked_with_the_base_hierarchy_and_reported_in_this_file(tmp_path):
+    cd = pki(tmp_path)
+    text = (cd.dir / "root-new-subordinate.yaml").read_text()
+    (cd.dir / "clash.yaml").write_text(text.replace("common_name: Example Corp Issuing CA G2 A",
+                                                    "common_name: Example Corp Issuing CA A"))
+    r = cd.cli("validate", "clash.yaml")
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "Issuing CA G2 A" in l)
+    assert r.returncode == 2, r.stdout
+    assert r.stderr.startswith("error: clash.yaml:" + f"{line}:"), r.stderr
+    assert "subordinates[1].subject: the subject is the same as 'issuing-a's" in r.stderr
