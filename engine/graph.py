@@ -6,7 +6,7 @@ holds its `StepNode`. `compiler.py` builds the graph from a ceremony.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import networkx as nx
 
@@ -65,6 +65,3 @@ class CeremonyGraph:
             cycle = nx.find_cycle(self.g)
             raise ValueError("step cycle: " + " -> ".join(a for a, _ in cycle))
 
-
-def resources_of(nodes: Iterable[StepNode]) -> set[str]:
-    return {r for n in nodes for r in n.resources}

@@ -75,9 +75,6 @@ class StateStore(ABC):
                       output_digest: str, artifacts: dict[str, bytes], api_calls: dict[str, int]) -> None: ...
 
     @abstractmethod
-    def artifact(self, path: str) -> bytes | None: ...
-
-    @abstractmethod
     def artifacts(self) -> Iterator[tuple[str, str, bytes]]: ...  # (path, step id, content)
 
     @abstractmethod
@@ -167,10 +164,6 @@ class SqliteStateStore(StateStore):
 
     def steps(self) -> dict[str, StepRecord]:
         return {r[0]: self._record(r) for r in self.db.execute("SELECT * FROM steps")}
-
-    def artifact(self, path: str) -> bytes | None:
-        row = self.db.execute("SELECT content FROM artifacts WHERE path = ?", (path,)).fetchone()
-        return bytes(row[0]) if row else None
 
     def artifacts(self) -> Iterator[tuple[str, str, bytes]]:
         for path, step_id, content in self.db.execute("SELECT path, step_id, content FROM artifacts ORDER BY path"):

@@ -51,10 +51,6 @@ class SigningAlgorithm(str, Enum):
     def family(self) -> str:
         return "RSA" if self.value.endswith("RSA") else "EC"
 
-    @property
-    def hash_name(self) -> str:
-        return self.value[:6]  # SHA256 / SHA384 / SHA512
-
 
 HSM_KEY_ALGORITHMS = {KeyAlgorithm.RSA_2048, KeyAlgorithm.RSA_3072, KeyAlgorithm.RSA_4096,
                       KeyAlgorithm.EC_prime256v1, KeyAlgorithm.EC_secp384r1}
