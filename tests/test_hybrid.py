@@ -49,6 +49,10 @@ class StandIn:
         with urllib.request.urlopen(self.url + "/_standin/calls") as r:
             return json.load(r)
 
+    def advance_clock(self, seconds: int) -> None:
+        body = json.dumps({"advance_seconds": seconds}).encode()
+        urllib.request.urlopen(urllib.request.Request(self.url + "/_standin/clock", data=body, method="POST"))
+
     def reset_calls(self) -> None:
         urllib.request.urlopen(urllib.request.Request(self.url + "/_standin/reset", data=b"{}", method="POST"))
 
@@ -212,3 +216,16 @@ def test_parallel_apply_overlaps_aws_waits_and_still_makes_one_ca_each(tmp_path,
     assert "(11 mutating)" in r.stdout
     assert stand_in.live_cas() == Counter({cn: 1 for cn in common_names()})
     assert set(verify_all_chains(cd).values()) == {"OK"}
+
+
+def test_a_ca_created_before_a_kill_is_adopted_by_its_tags_after_the_idempotency_window(tmp_path, stand_in):
+    cd = hybrid_on_softhsm(tmp_path, stand_in)
+    # Call 2 is primary/create's CreateCertificateAuthority (after one ListCertificateAuthorities).
+    killed = cd.apply(env=cd.env(PKI_CEREMONY_TEST_CRASH_AWS_CALL="2"))
+    assert killed.returncode == -signal.SIGKILL
+    assert stand_in.live_cas() == Counter({"Example Corp Primary CA G1": 1})
+    stand_in.advance_clock(3600)  # an hour later: the IdempotencyToken is long forgotten
+    resumed = cd.apply(timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-1500:] + resumed.stderr[-1500:]
+    assert "primary/create: adopted" in resumed.stdout and "by its tags" in resumed.stdout
+    assert stand_in.live_cas() == Counter({cn: 1 for cn in common_names()})
