@@ -28,7 +28,7 @@ PROMISED_PRIVATE = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SE
                     Attribute.DERIVE: False}
 
 
-class KeyError_(CeremonyError):
+class HsmKeyError(CeremonyError):
     pass
 
 
@@ -84,13 +84,13 @@ def check_public_key(public_key, algorithm: str) -> None:
     if algorithm.startswith("RSA"):
         want = int(algorithm[4:])
         if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size != want:
-            raise KeyError_(f"the token returned a key that is not RSA-{want}")
+            raise HsmKeyError(f"the token returned a key that is not RSA-{want}")
         if public_key.public_numbers().e != 65537:
-            raise KeyError_("the token returned an RSA key whose exponent is not 65537")
+            raise HsmKeyError("the token returned an RSA key whose exponent is not 65537")
     else:
         curve = CURVES[algorithm][1]
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, curve):
-            raise KeyError_(f"the token returned a key that is not on {CURVES[algorithm][0]}")
+            raise HsmKeyError(f"the token returned a key that is not on {CURVES[algorithm][0]}")
 
 
 def find_objects(session, object_class, key_id: bytes, label: str) -> list:
@@ -108,7 +108,7 @@ def generate(token: Token, algorithm: str, key_id: bytes, label: str, exportable
     with token.session() as s:
         others = labelled(s, label)
         if others:
-            raise KeyError_(f"{token.describe()} already holds a key labelled '{label}' (not the one this step "
+            raise HsmKeyError(f"{token.describe()} already holds a key labelled '{label}' (not the one this step "
                             "is making); refusing to make a second with the same label",
                             hint="choose another key.label, or remove the old key if it is really unused")
         if algorithm.startswith("RSA"):
@@ -140,14 +140,14 @@ def find(token: Token, key_id: bytes, label: str, algorithm: str) -> KeyRef | No
         privs = find_objects(s, ObjectClass.PRIVATE_KEY, key_id, label)
         pubs = find_objects(s, ObjectClass.PUBLIC_KEY, key_id, label)
         if len(privs) > 1 or len(pubs) > 1:
-            raise KeyError_(f"{token.describe()} holds {len(privs)} private and {len(pubs)} public keys "
+            raise HsmKeyError(f"{token.describe()} holds {len(privs)} private and {len(pubs)} public keys "
                             f"with id {key_id.hex()} and label '{label}'")
         if not privs:
             for orphan in pubs:
                 orphan.destroy()
             return None
         if not pubs:
-            raise KeyError_(f"{token.describe()} holds the private key '{label}' without its public key")
+            raise HsmKeyError(f"{token.describe()} holds the private key '{label}' without its public key")
         public_key = public_key_of(pubs[0])
     check_public_key(public_key, algorithm)
     return KeyRef(key_id, label, pem(public_key))
@@ -156,11 +156,11 @@ def find(token: Token, key_id: bytes, label: str, algorithm: str) -> KeyRef | No
 def private_key(session, ref: KeyRef):
     privs = find_objects(session, ObjectClass.PRIVATE_KEY, ref.key_id, ref.label)
     if len(privs) != 1:
-        raise KeyError_(f"expected one private key with id {ref.key_id.hex()} and label '{ref.label}', "
+        raise HsmKeyError(f"expected one private key with id {ref.key_id.hex()} and label '{ref.label}', "
                         f"found {len(privs)}")
     pubs = find_objects(session, ObjectClass.PUBLIC_KEY, ref.key_id, ref.label)
     if len(pubs) != 1 or pem(public_key_of(pubs[0])) != ref.public_key_pem:
-        raise KeyError_(f"the public key on the token for '{ref.label}' is not the one the state recorded")
+        raise HsmKeyError(f"the public key on the token for '{ref.label}' is not the one the state recorded")
     return privs[0]
 
 
@@ -178,5 +178,5 @@ def check_attributes(token: Token, ref: KeyRef, exportable: bool) -> dict[str, b
         actual = {a: bool(key[a]) for a in promised}
     wrong = [f"{a.name}={actual[a]} (want {v})" for a, v in promised.items() if actual[a] != v]
     if wrong:
-        raise KeyError_(f"the private key '{ref.label}' on {token.describe()} has " + ", ".join(wrong))
+        raise HsmKeyError(f"the private key '{ref.label}' on {token.describe()} has " + ", ".join(wrong))
     return {a.name: v for a, v in actual.items()}

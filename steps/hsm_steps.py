@@ -46,7 +46,7 @@ class HsmKeyPair(StepPlugin):
             token = ctx.token(call.spec["hsm"]["name"])
             with token.session() as s:
                 if hsm_keys.labelled(s, call.spec["label"]):
-                    raise hsm_keys.KeyError_(
+                    raise hsm_keys.HsmKeyError(
                         f"{token.describe()} already holds the key labelled '{call.spec['label']}' that is being "
                         "replaced; a new key needs a new label (nothing was changed)",
                         hint="set a new key.label in the ceremony file, then apply --replace again")
