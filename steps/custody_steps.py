@@ -14,6 +14,8 @@ teardown never runs without a verified backup, and never while a step still need
 """
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +25,7 @@ from pki_ceremony.engine.contract import StepCall, StepPlugin, StepResult
 from . import hsm_keys
 from .aws_clients import AwsError, call
 from .runtime import Runtime
-from .softhsm_archive import (BackupError, make_archive, remove_folder, restore_into, sha256_file, token_folder,
+from .softhsm_archive import (BackupError, extract, make_archive, remove_folder, restore_into, sha256_file, token_folder,
                               verify_in_scratch)
 from .x509_profile import load_cert, same_key
 
@@ -62,8 +64,6 @@ class SoftHsmBackup(StepPlugin):
         verify_in_scratch(archive, hsm["token"], ctx.pin(hsm["name"]), call_.inputs["key"])
         outputs = {"archive": str(archive), "sha256": sha256_file(archive), "token": hsm["token"],
                    "token_serial": manifest["token_serial"], "files": len(manifest["files"]), "verified_at": _now()}
-        import json
-
         return StepResult(outputs, {"backup-manifest.json": json.dumps(manifest, indent=2, sort_keys=True).encode()},
                           summary=f"{archive} ({len(manifest['files'])} files), verified: the root key is in it")
 
@@ -71,9 +71,6 @@ class SoftHsmBackup(StepPlugin):
         archive = Path(call_.intent["archive"])
         if not archive.exists():
             return None
-        from .softhsm_archive import extract
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             manifest, _ = extract(archive, Path(tmp))
         return self._verified(call_, ctx, archive, manifest)
